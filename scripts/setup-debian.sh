@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package trlmdb's build, tests, tools and demo need.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config clang-format
+  liblmdb-dev lmdb-utils python3 python3-lmdb
+  libuv1-dev libsodium-dev libxxhash-dev
+  libcmocka-dev googletest libgtest-dev
+  binutils
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's lmdb-utils binaries are linked statically against LMDB, so neither
+# LD_PRELOAD nor a library path reaches them. The compatibility tests build the
+# same programs from Debian's own source package, dynamically linked, and run
+# them against the real liblmdb and the shim (relinked, preloaded, library path).
+deps_dir="$(cd "$(dirname "$0")/.." && pwd)/.deps"
+if [ ! -f "$deps_dir/lmdb-utils-src/mdb_load.c" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if ! apt-get source --print-uris lmdb >/dev/null 2>&1; then
+    for f in /etc/apt/sources.list.d/debian.sources; do
+      [ -f "$f" ] && sed 's/^Types: deb$/Types: deb-src/' "$f" |
+        $SUDO tee /etc/apt/sources.list.d/trlmdb-deb-src.sources >/dev/null
+    done
+    $SUDO apt-get update -qq
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get source --download-only -qq lmdb >/dev/null 2>&1)
+  mkdir -p "$deps_dir/lmdb-utils-src"
+  tar -xzf "$tmp"/lmdb_*.orig.tar.gz -C "$tmp"
+  cp "$tmp"/lmdb-*/libraries/liblmdb/mdb_{load,dump,stat,copy}.c "$deps_dir/lmdb-utils-src/"
+  rm -rf "$tmp"
+fi

@@ -1,0 +1,104 @@
+#include "bookkeeping.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "real_lmdb.h"
+
+namespace trlmdb {
+
+namespace {
+
+MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char *>(s.data())}; }
+
+int64_t test_clock_shift() {
+  const char *s = std::getenv("TRLMDB_TEST_CLOCK_SHIFT_MS");
+  return (s && *s) ? clock_units_from_ms(std::strtoll(s, nullptr, 10)) : 0;
+}
+
+// Entries recorded with kUnknown (a duplicate removed) exist after the change
+// iff the key still has data.
+Op resolve_op(MDB_txn *txn, const PendingSet::Entry &e) {
+  if (e.op != Op::kUnknown) return e.op;
+  std::string_view db, key;
+  split_xkey(e.xkey, &db, &key);
+  MDB_val k = as_val(key), v;
+  return real().mdb_get(txn, e.dbi, &k, &v) == 0 ? Op::kPut : Op::kDelete;
+}
+
+}  // namespace
+
+int setup_reserved(EnvState *st, MDB_txn *txn, bool create) {
+  int rc = open_reserved(txn, create, &st->reserved);
+  if (rc == 0)
+    rc = create ? meta_init_node(txn, st->reserved.meta, 0, &st->node)
+                : meta_get_node(txn, st->reserved.meta, &st->node);
+  uint64_t persisted = 0;
+  if (rc == 0) rc = meta_get_clock(txn, st->reserved.meta, &persisted);
+  if (rc) return rc;
+  st->clock.set_shift(test_clock_shift());
+  st->clock.observe(persisted);
+  MDB_dbi hi = std::max({st->reserved.time, st->reserved.recent, st->reserved.meta});
+  MDB_dbi cur = g_max_reserved_dbi.load();
+  while (hi > cur && !g_max_reserved_dbi.compare_exchange_weak(cur, hi)) {
+  }
+  return 0;
+}
+
+int flush_pending(EnvState *st, Frame *frame) {
+  if (frame->pending.empty()) return 0;
+  MDB_txn *txn = frame->txn;
+  const std::vector<PendingSet::Entry> entries = frame->pending.resolve();
+
+  // Other processes may have written this environment since our last
+  // transaction: their high-water mark is in meta, read under the write lock.
+  uint64_t persisted = 0;
+  int rc = meta_get_clock(txn, st->reserved.meta, &persisted);
+  if (rc) return rc;
+  st->clock.observe(persisted);
+  const uint64_t first = st->clock.issue(entries.size());
+
+  MDB_cursor *time_cur = nullptr, *recent_cur = nullptr;
+  rc = real().mdb_cursor_open(txn, st->reserved.time, &time_cur);
+  if (rc == 0) rc = real().mdb_cursor_open(txn, st->reserved.recent, &recent_cur);
+  Ts ts;
+  // Sorted keys let LMDB's cursor_put find the next position on the page it
+  // is already on instead of searching from the root.
+  for (std::size_t i = 0; rc == 0 && i < entries.size(); ++i) {
+    const Op op = resolve_op(txn, entries[i]);
+    ts = Ts{first + i, st->node | (op == Op::kPut ? kOpPut : kOpDelete)};
+    unsigned char buf[kTsSize];
+    encode_ts(ts, buf);
+    MDB_val k = as_val(entries[i].xkey), v{sizeof buf, buf};
+    rc = real().mdb_cursor_put(time_cur, &k, &v, 0);
+    if (rc == 0) rc = real().mdb_cursor_put(recent_cur, &k, &v, 0);
+  }
+  if (recent_cur) real().mdb_cursor_close(recent_cur);
+  if (time_cur) real().mdb_cursor_close(time_cur);
+  if (rc == 0) rc = meta_put_clock(txn, st->reserved.meta, ts.time);
+  if (rc) return rc;
+  frame->pending.clear();
+  frame->last_stamp = ts;
+  return 0;
+}
+
+int record_drop(EnvState *st, MDB_txn *txn, MDB_dbi dbi, bool del, PendingSet *out) {
+  const std::string *name = st->db_name(dbi);
+  if (!name) return 0;
+  MDB_cursor *cur = nullptr;
+  int rc = real().mdb_cursor_open(txn, dbi, &cur);
+  if (rc) return rc;
+  MDB_val k, v;
+  for (rc = real().mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = real().mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
+    out->add(dbi, *name, {static_cast<char *>(k.mv_data), k.mv_size}, Op::kDelete);
+  }
+  real().mdb_cursor_close(cur);
+  if (rc != MDB_NOTFOUND) return rc;
+  // Keys pending in open frames but already gone from the database.
+  for (std::size_t d = 0; Frame *f = st->frame_at(d); ++d) f->pending.mark_db_deleted(*name, out);
+  if (del) out->add(dbi, *name, {}, Op::kDelete);
+  return 0;
+}
+
+}  // namespace trlmdb

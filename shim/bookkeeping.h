@@ -1,0 +1,27 @@
+// Writing a transaction's bookkeeping (DESIGN.md sections 1-2): the touched
+// xkeys, sorted and de-duplicated, each with a fresh timestamp from the
+// environment's hybrid clock, into _trlmdb_time and _trlmdb_recent.
+#pragma once
+
+#include <lmdb.h>
+
+#include "env_state.h"
+
+namespace trlmdb {
+
+// Opens (creating in a write txn) the reserved databases, the node word and
+// the persisted clock of st in txn.
+int setup_reserved(EnvState *st, MDB_txn *txn, bool create);
+
+// Writes and clears the frame's pending set in the frame's transaction.
+int flush_pending(EnvState *st, Frame *frame);
+
+// A frame flushes early, inside its transaction, once it holds this many
+// records (top-level transactions only), which bounds the shim's memory.
+inline constexpr std::size_t kEarlyFlushRecords = 1u << 18;
+
+// Records a deletion for every key of dbi (all of them, before the drop), and
+// for every key of that database pending in any open frame.
+int record_drop(EnvState *st, MDB_txn *txn, MDB_dbi dbi, bool del, PendingSet *out);
+
+}  // namespace trlmdb

@@ -1,0 +1,87 @@
+#include "env_state.h"
+
+#include "real_lmdb.h"
+
+namespace trlmdb {
+
+std::atomic<MDB_dbi> g_max_reserved_dbi{0};
+
+EnvState *env_state(MDB_env *env) {
+  return env ? static_cast<EnvState *>(real().mdb_env_get_userctx(env)) : nullptr;
+}
+
+EnvState *txn_state(MDB_txn *txn) { return txn ? env_state(real().mdb_txn_env(txn)) : nullptr; }
+
+void EnvState::on_open(unsigned total_dbi_slots) {
+  std::lock_guard lock(names_mu_);
+  names_ = std::vector<std::atomic<const std::string *>>(total_dbi_slots);
+  opened = true;
+}
+
+bool EnvState::is_reserved_dbi(MDB_dbi dbi) const {
+  if (!reserved_ready.load(std::memory_order_acquire)) return false;
+  return dbi == reserved.time || dbi == reserved.recent || dbi == reserved.meta;
+}
+
+void EnvState::set_db_name(MDB_dbi dbi, std::string_view name) {
+  std::lock_guard lock(names_mu_);
+  if (dbi >= names_.size()) return;
+  const std::string *old = names_[dbi].load(std::memory_order_relaxed);
+  if (old && *old == name) return;
+  name_store_.push_back(std::make_unique<std::string>(name));
+  names_[dbi].store(name_store_.back().get(), std::memory_order_release);
+}
+
+const std::string *EnvState::db_name(MDB_dbi dbi) const {
+  static const std::string kMain;
+  if (dbi == kMainDbi) return &kMain;
+  if (dbi >= names_.size()) return nullptr;
+  return names_[dbi].load(std::memory_order_acquire);
+}
+
+Frame *EnvState::push_frame(MDB_txn *txn) {
+  std::lock_guard lock(frames_mu_);
+  frames_.push_back(std::make_unique<Frame>());
+  frames_.back()->txn = txn;
+  top_.store(frames_.back().get(), std::memory_order_release);
+  return frames_.back().get();
+}
+
+Frame *EnvState::find_frame(MDB_txn *txn, std::size_t *depth) {
+  std::lock_guard lock(frames_mu_);
+  for (std::size_t i = 0; i < frames_.size(); ++i) {
+    if (frames_[i]->txn == txn) {
+      *depth = i;
+      return frames_[i].get();
+    }
+  }
+  return nullptr;
+}
+
+Frame *EnvState::frame_at(std::size_t depth) {
+  std::lock_guard lock(frames_mu_);
+  return depth < frames_.size() ? frames_[depth].get() : nullptr;
+}
+
+std::size_t EnvState::frame_count() {
+  std::lock_guard lock(frames_mu_);
+  return frames_.size();
+}
+
+void EnvState::pop_frames(std::size_t depth) {
+  std::lock_guard lock(frames_mu_);
+  if (depth < frames_.size()) frames_.resize(depth);
+  top_.store(frames_.empty() ? nullptr : frames_.back().get(), std::memory_order_release);
+}
+
+void EnvState::set_last_commit(const Ts &ts) {
+  std::lock_guard lock(last_mu_);
+  last_commit_ = ts;
+}
+
+std::optional<Ts> EnvState::last_commit() const {
+  std::lock_guard lock(last_mu_);
+  return last_commit_;
+}
+
+}  // namespace trlmdb

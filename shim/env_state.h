@@ -1,0 +1,106 @@
+// The shim's side tables (DESIGN.md section 2): LMDB's handles pass through
+// unchanged and the shim's state for an environment hangs off the real
+// userctx slot (the program's own userctx is kept here and returned by the
+// shim's mdb_env_get_userctx). Write transactions form a stack of frames, one
+// per nesting level, each with the xkeys it touched.
+#pragma once
+
+#include <lmdb.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "format.h"
+#include "meta.h"
+#include "pending.h"
+
+namespace trlmdb {
+
+inline constexpr MDB_dbi kMainDbi = 1;  // LMDB's MAIN_DBI
+
+struct Frame {
+  MDB_txn *txn = nullptr;
+  PendingSet pending;
+  bool opened_reserved = false;  // this txn opened the reserved databases
+  std::optional<Ts> last_stamp;  // newest timestamp written in this txn
+};
+
+class EnvState {
+ public:
+  explicit EnvState(MDB_env *env) : env_(env) {}
+
+  MDB_env *env() const { return env_; }
+
+  // Program-visible settings the shim adjusts before forwarding.
+  void *user_ctx = nullptr;
+  unsigned user_maxdbs = 0;
+
+  // Set at mdb_env_open.
+  bool opened = false;
+  bool read_only = false;
+  unsigned max_key = 511;
+  void on_open(unsigned total_dbi_slots);
+
+  // Reserved databases: opened at mdb_env_open (read-write environments) or,
+  // if that failed, by the next top-level write transaction.
+  std::atomic<bool> reserved_ready{false};
+  ReservedDbis reserved;
+  uint32_t node = 0;
+  HybridClock clock;
+  bool is_reserved_dbi(MDB_dbi dbi) const;
+  // Reserved records in the main database as first seen by a read-only
+  // transaction (-1: not looked yet); for mdb_env_stat.
+  std::atomic<int> reserved_in_main{-1};
+  // mdb_env_info must not count the reader slot the shim used at open.
+  std::atomic<bool> phantom_reader{false};
+
+  // Database names by handle; read by the writer while other threads may open
+  // handles, hence atomics. Replaced names are kept until the env closes.
+  void set_db_name(MDB_dbi dbi, std::string_view name);
+  const std::string *db_name(MDB_dbi dbi) const;
+
+  // Write transaction frames.
+  Frame *writer_frame(MDB_txn *txn) const {
+    Frame *top = top_.load(std::memory_order_acquire);
+    return (top && top->txn == txn) ? top : nullptr;
+  }
+  Frame *push_frame(MDB_txn *txn);
+  // The frame of txn and its depth (0 = top-level), or nullptr.
+  Frame *find_frame(MDB_txn *txn, std::size_t *depth);
+  Frame *frame_at(std::size_t depth);
+  std::size_t frame_count();
+  // Removes the frames at `depth` and above.
+  void pop_frames(std::size_t depth);
+
+  void set_last_commit(const Ts &ts);
+  std::optional<Ts> last_commit() const;
+
+ private:
+  MDB_env *env_;
+  std::vector<std::atomic<const std::string *>> names_;
+  std::vector<std::unique_ptr<std::string>> name_store_;
+  std::mutex names_mu_;
+
+  std::mutex frames_mu_;
+  std::vector<std::unique_ptr<Frame>> frames_;
+  std::atomic<Frame *> top_{nullptr};
+
+  mutable std::mutex last_mu_;
+  std::optional<Ts> last_commit_;
+};
+
+// The state of env, or nullptr for an environment the shim did not create.
+EnvState *env_state(MDB_env *env);
+EnvState *txn_state(MDB_txn *txn);
+
+// Handles at or below this value may be reserved in some environment; lets
+// the read path skip the lookup for every other handle.
+extern std::atomic<MDB_dbi> g_max_reserved_dbi;
+
+}  // namespace trlmdb

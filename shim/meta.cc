@@ -1,0 +1,82 @@
+#include "meta.h"
+
+#include <sys/random.h>
+
+#include <string>
+
+#include "real_lmdb.h"
+
+namespace trlmdb {
+
+namespace {
+MDB_val as_val(std::string_view s) {
+  return MDB_val{s.size(), const_cast<char *>(s.data())};
+}
+}  // namespace
+
+int open_reserved(MDB_txn *txn, bool create, ReservedDbis *out) {
+  const unsigned flags = create ? MDB_CREATE : 0;
+  const std::string time(kTimeDb), recent(kRecentDb), meta(kMetaDb);
+  int rc = real().mdb_dbi_open(txn, time.c_str(), flags, &out->time);
+  if (rc == 0) rc = real().mdb_dbi_open(txn, recent.c_str(), flags, &out->recent);
+  if (rc == 0) rc = real().mdb_dbi_open(txn, meta.c_str(), flags, &out->meta);
+  return rc;
+}
+
+int meta_get_node(MDB_txn *txn, MDB_dbi meta, uint32_t *node) {
+  MDB_val k = as_val(kMetaNodeKey), v;
+  int rc = real().mdb_get(txn, meta, &k, &v);
+  if (rc) return rc;
+  if (v.mv_size != 4) return MDB_CORRUPTED;
+  *node = get_be32(static_cast<unsigned char *>(v.mv_data)) & ~0xffu;
+  return 0;
+}
+
+uint32_t random_node_word() {
+  uint32_t r = 0;
+  while ((r & ~0xffu) == 0) {
+    if (getrandom(&r, sizeof r, 0) != sizeof r) r = 0;
+  }
+  return r & ~0xffu;
+}
+
+int meta_init_node(MDB_txn *txn, MDB_dbi meta, uint32_t preferred, uint32_t *node) {
+  int rc = meta_get_node(txn, meta, node);
+  if (rc != MDB_NOTFOUND) return rc;
+  *node = preferred ? (preferred & ~0xffu) : random_node_word();
+  unsigned char buf[4];
+  put_be32(buf, *node);
+  MDB_val k = as_val(kMetaNodeKey), v{sizeof buf, buf};
+  return real().mdb_put(txn, meta, &k, &v, 0);
+}
+
+int meta_get_clock(MDB_txn *txn, MDB_dbi meta, uint64_t *t) {
+  MDB_val k = as_val(kMetaClockKey), v;
+  int rc = real().mdb_get(txn, meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    *t = 0;
+    return 0;
+  }
+  if (rc) return rc;
+  if (v.mv_size != 8) return MDB_CORRUPTED;
+  *t = get_be64(static_cast<unsigned char *>(v.mv_data));
+  return 0;
+}
+
+int meta_put_clock(MDB_txn *txn, MDB_dbi meta, uint64_t t) {
+  unsigned char buf[8];
+  put_be64(buf, t);
+  MDB_val k = as_val(kMetaClockKey), v{sizeof buf, buf};
+  return real().mdb_put(txn, meta, &k, &v, 0);
+}
+
+int write_stamp(MDB_txn *txn, const ReservedDbis &dbis, std::string_view xkey, const Ts &ts) {
+  unsigned char buf[kTsSize];
+  encode_ts(ts, buf);
+  MDB_val k = as_val(xkey), v{sizeof buf, buf};
+  int rc = real().mdb_put(txn, dbis.time, &k, &v, 0);
+  if (rc == 0) rc = real().mdb_put(txn, dbis.recent, &k, &v, 0);
+  return rc;
+}
+
+}  // namespace trlmdb

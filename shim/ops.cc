@@ -1,0 +1,504 @@
+#include "ops.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "bookkeeping.h"
+#include "env_state.h"
+#include "format.h"
+#include "main_cursor.h"
+#include "real_lmdb.h"
+
+namespace trlmdb::ops {
+
+namespace {
+
+const RealLmdb &R() { return real(); }
+
+// LMDB forbids concurrent mdb_dbi_open calls in one process. The program keeps
+// to that for its own calls; this lock keeps the shim's calls out of theirs.
+std::mutex g_dbi_open_mu;
+
+int locked_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
+  std::lock_guard lock(g_dbi_open_mu);
+  return R().mdb_dbi_open(txn, name, flags, dbi);
+}
+
+constexpr unsigned kPutFlags = MDB_NOOVERWRITE | MDB_NODUPDATA | MDB_CURRENT | MDB_RESERVE |
+                               MDB_APPEND | MDB_APPENDDUP | MDB_MULTIPLE;
+
+std::string_view view(const MDB_val &v) { return {static_cast<const char *>(v.mv_data), v.mv_size}; }
+
+using main_cursor::reserved_key;
+
+void log_error(const char *what, int rc) {
+  std::fprintf(stderr, "trlmdb: %s: %s\n", what, R().mdb_strerror(rc));
+}
+
+bool is_dupsort(MDB_txn *txn, MDB_dbi dbi) {
+  unsigned flags = 0;
+  return R().mdb_dbi_flags(txn, dbi, &flags) == 0 && (flags & MDB_DUPSORT);
+}
+
+// What a write call needs to stamp its change: the frame of the innermost
+// write transaction and the database's name. Null members mean "not ours to
+// stamp": the real call decides (and fails, e.g. in a read-only txn).
+struct WriteTarget {
+  EnvState *st = nullptr;
+  Frame *frame = nullptr;
+  const std::string *name = nullptr;
+};
+
+WriteTarget write_target(MDB_txn *txn, MDB_dbi dbi) {
+  WriteTarget t;
+  t.st = txn_state(txn);
+  if (!t.st) return t;
+  t.frame = t.st->writer_frame(txn);
+  if (t.frame) t.name = t.st->db_name(dbi);
+  return t;
+}
+
+// The xkey `dbname\0key` must itself be a valid LMDB key (DESIGN.md section 1),
+// so the shim's key limit is LMDB's less the name and its terminator.
+bool xkey_too_long(const WriteTarget &t, const MDB_val *key) {
+  return t.name && key && key->mv_size > 0 && key->mv_size <= t.st->max_key &&
+         t.name->size() + 1 + key->mv_size > t.st->max_key;
+}
+
+int note_change(const WriteTarget &t, MDB_dbi dbi, std::string_view key, Op op) {
+  if (!t.name) {
+    std::fprintf(stderr, "trlmdb: change to an unknown database handle %u was not stamped\n", dbi);
+    return 0;
+  }
+  t.frame->pending.add(dbi, *t.name, key, op);
+  if (t.frame->pending.size() >= kEarlyFlushRecords && t.st->frame_count() == 1)
+    return flush_pending(t.st, t.frame);
+  return 0;
+}
+
+int count_reserved_in_main(MDB_txn *txn) {
+  // LMDB sets the main database's comparator when it is first opened; a
+  // program may not have done so yet in this environment.
+  MDB_dbi main_dbi;
+  if (locked_dbi_open(txn, nullptr, 0, &main_dbi) != 0) return 0;
+  int n = 0;
+  for (std::string_view name : {kTimeDb, kRecentDb, kMetaDb}) {
+    MDB_val k{name.size(), const_cast<char *>(name.data())}, v;
+    if (R().mdb_get(txn, kMainDbi, &k, &v) == 0) ++n;
+  }
+  return n;
+}
+
+void abort_frames(EnvState *st, std::size_t depth) {
+  Frame *f = st->frame_at(depth);
+  const bool opened = f->opened_reserved;
+  for (std::size_t d = depth; Frame *g = st->frame_at(d); ++d) main_cursor::forget_txn(g->txn);
+  R().mdb_txn_abort(f->txn);
+  st->pop_frames(depth);
+  if (opened) st->reserved_ready.store(false, std::memory_order_release);
+}
+
+int commit_frame(EnvState *st, std::size_t depth) {
+  // LMDB commits a transaction's open child first; doing it here lets the
+  // child's bookkeeping join the parent's.
+  while (st->frame_count() > depth + 1) {
+    int rc = commit_frame(st, st->frame_count() - 1);
+    if (rc) {
+      abort_frames(st, depth);
+      return rc;
+    }
+  }
+  Frame *f = st->frame_at(depth);
+  main_cursor::forget_txn(f->txn);
+  if (depth > 0) {
+    int rc = R().mdb_txn_commit(f->txn);
+    if (rc == 0) st->frame_at(depth - 1)->pending.append(f->pending);
+    st->pop_frames(depth);
+    return rc;
+  }
+  int rc = flush_pending(st, f);
+  if (rc) {
+    abort_frames(st, 0);
+    return rc;
+  }
+  const bool opened = f->opened_reserved;
+  const std::optional<Ts> last = f->last_stamp;
+  rc = R().mdb_txn_commit(f->txn);
+  st->pop_frames(0);
+  if (rc && opened) st->reserved_ready.store(false, std::memory_order_release);
+  if (rc == 0 && last) st->set_last_commit(*last);
+  return rc;
+}
+
+// The main database holds the reserved databases' records, so its key order
+// (and whether it may hold named databases at all) must stay LMDB's default.
+constexpr unsigned kKeyOrderFlags =
+    MDB_REVERSEKEY | MDB_DUPSORT | MDB_INTEGERKEY | MDB_DUPFIXED | MDB_INTEGERDUP | MDB_REVERSEDUP;
+
+bool main_flags_would_change(MDB_txn *txn, unsigned flags) {
+  unsigned current = 0;
+  if (!(flags & kKeyOrderFlags) || R().mdb_dbi_flags(txn, kMainDbi, &current) != 0) return false;
+  return (flags & kKeyOrderFlags & ~current) && count_reserved_in_main(txn) > 0;
+}
+
+// mdb_drop on the main database empties it; here that must spare the reserved
+// databases' records, so the visible keys are deleted one by one.
+int drop_main(const WriteTarget &t, MDB_txn *txn) {
+  MDB_cursor *mc = nullptr;
+  int rc = R().mdb_cursor_open(txn, kMainDbi, &mc);
+  if (rc) return rc;
+  MDB_val k, d;
+  rc = R().mdb_cursor_get(mc, &k, &d, MDB_FIRST);
+  while (rc == 0) {
+    if (reserved_key(&k)) {
+      rc = R().mdb_cursor_get(mc, &k, &d, MDB_NEXT);
+      continue;
+    }
+    std::string key(view(k));
+    rc = R().mdb_cursor_del(mc, 0);
+    if (rc == MDB_INCOMPATIBLE) {  // a named database's record: kept
+      rc = R().mdb_cursor_get(mc, &k, &d, MDB_NEXT);
+      continue;
+    }
+    if (rc == 0) rc = note_change(t, kMainDbi, key, Op::kDelete);
+    if (rc == 0) rc = R().mdb_cursor_get(mc, &k, &d, MDB_NEXT);
+  }
+  R().mdb_cursor_close(mc);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+}  // namespace
+
+bool is_reserved_handle(MDB_txn *txn, MDB_dbi dbi) {
+  if (dbi <= kMainDbi || dbi > g_max_reserved_dbi.load(std::memory_order_relaxed)) return false;
+  EnvState *st = txn_state(txn);
+  return st && st->is_reserved_dbi(dbi);
+}
+
+// A read-only environment cannot run the shim's write transaction: its
+// reserved databases are opened by a read transaction on a thread of its own,
+// whose reader slot LMDB frees when the thread ends. Until the program reads,
+// mdb_env_info leaves out the high-water mark that slot raised.
+void open_reserved_read_only(EnvState *st) {
+  MDB_envinfo before{}, after{};
+  R().mdb_env_info(st->env(), &before);
+  std::thread([st] {
+    MDB_txn *txn = nullptr;
+    if (R().mdb_txn_begin(st->env(), nullptr, MDB_RDONLY, &txn) != 0) return;
+    int setup;
+    {
+      std::lock_guard lock(g_dbi_open_mu);
+      setup = setup_reserved(st, txn, false);
+    }
+    st->reserved_in_main.store(count_reserved_in_main(txn), std::memory_order_relaxed);
+    if (setup == 0 && R().mdb_txn_commit(txn) == 0)
+      st->reserved_ready.store(true, std::memory_order_release);
+    else if (setup != 0)
+      R().mdb_txn_abort(txn);
+  }).join();
+  R().mdb_env_info(st->env(), &after);
+  st->phantom_reader.store(after.me_numreaders > before.me_numreaders, std::memory_order_relaxed);
+}
+
+int env_create(MDB_env **env) {
+  int rc = R().mdb_env_create(env);
+  if (rc) return rc;
+  auto *st = new (std::nothrow) EnvState(*env);
+  if (!st) {
+    R().mdb_env_close(*env);
+    *env = nullptr;
+    return ENOMEM;
+  }
+  R().mdb_env_set_userctx(*env, st);
+  R().mdb_env_set_maxdbs(*env, kReservedDbCount);
+  return 0;
+}
+
+int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
+  int rc = R().mdb_env_open(env, path, flags, mode);
+  EnvState *st = env_state(env);
+  if (rc || !st) return rc;
+  unsigned env_flags = 0;
+  R().mdb_env_get_flags(env, &env_flags);
+  st->read_only = env_flags & MDB_RDONLY;
+  st->max_key = static_cast<unsigned>(R().mdb_env_get_maxkeysize(env));
+  st->on_open(st->user_maxdbs + kReservedDbCount + 2);
+  if (st->read_only) {
+    open_reserved_read_only(st);
+    return 0;
+  }
+  // Reserved databases that exist are opened now, so they hold their handle
+  // slots (the program's maxdbs stays exact) and the node word is known. A
+  // write transaction that changes nothing commits without a new transaction
+  // id. Missing ones are created by the program's first write transaction:
+  // a commit of the shim's own would move every transaction id it sees.
+  MDB_txn *txn = nullptr;
+  if (R().mdb_txn_begin(env, nullptr, 0, &txn) != 0) return 0;
+  int setup;
+  {
+    std::lock_guard lock(g_dbi_open_mu);
+    setup = setup_reserved(st, txn, false);
+  }
+  if (setup == 0 && R().mdb_txn_commit(txn) == 0)
+    st->reserved_ready.store(true, std::memory_order_release);
+  else if (setup != 0)
+    R().mdb_txn_abort(txn);
+  return 0;
+}
+
+int env_info(MDB_env *env, MDB_envinfo *info) {
+  int rc = R().mdb_env_info(env, info);
+  EnvState *st = env_state(env);
+  if (rc == 0 && info && st && st->phantom_reader.load(std::memory_order_relaxed))
+    --info->me_numreaders;
+  return rc;
+}
+
+void env_close(MDB_env *env) {
+  EnvState *st = env_state(env);
+  R().mdb_env_close(env);
+  delete st;
+}
+
+int env_set_maxdbs(MDB_env *env, MDB_dbi dbs) {
+  EnvState *st = env_state(env);
+  if (!st || dbs > ~MDB_dbi{0} - kReservedDbCount) return R().mdb_env_set_maxdbs(env, dbs);
+  int rc = R().mdb_env_set_maxdbs(env, dbs + kReservedDbCount);
+  if (rc == 0) st->user_maxdbs = dbs;
+  return rc;
+}
+
+int env_set_userctx(MDB_env *env, void *ctx) {
+  EnvState *st = env_state(env);
+  if (!st) return R().mdb_env_set_userctx(env, ctx);
+  st->user_ctx = ctx;
+  return 0;
+}
+
+void *env_get_userctx(MDB_env *env) {
+  EnvState *st = env_state(env);
+  return st ? st->user_ctx : (env ? R().mdb_env_get_userctx(env) : nullptr);
+}
+
+int env_stat(MDB_env *env, MDB_stat *stat) {
+  int rc = R().mdb_env_stat(env, stat);
+  if (rc || !stat) return rc;
+  // No transaction of the shim's own here: it would take a reader slot that
+  // mdb_env_info reports. Read-write environments hold all the reserved
+  // databases once set up; read-only ones learn it in their first read txn.
+  EnvState *st = env_state(env);
+  if (st && st->reserved_ready.load(std::memory_order_acquire))
+    stat->ms_entries -= kReservedDbCount;
+  else if (st && st->reserved_in_main.load(std::memory_order_relaxed) > 0)
+    stat->ms_entries -= st->reserved_in_main.load(std::memory_order_relaxed);
+  return 0;
+}
+
+int txn_begin(MDB_env *env, MDB_txn *parent, unsigned flags, MDB_txn **txn) {
+  int rc = R().mdb_txn_begin(env, parent, flags, txn);
+  if (rc) return rc;
+  EnvState *st = env_state(env);
+  if (!st) return 0;
+  if ((flags & MDB_RDONLY) || st->read_only) {
+    st->phantom_reader.store(false, std::memory_order_relaxed);
+    if (st->reserved_in_main.load(std::memory_order_relaxed) < 0)
+      st->reserved_in_main.store(count_reserved_in_main(*txn), std::memory_order_relaxed);
+    return 0;
+  }
+  Frame *f = st->push_frame(*txn);
+  if (parent || st->reserved_ready.load(std::memory_order_acquire)) return 0;
+  {
+    std::lock_guard lock(g_dbi_open_mu);
+    rc = setup_reserved(st, *txn, true);
+  }
+  if (rc) {
+    if (rc == MDB_INCOMPATIBLE)
+      log_error("the main database's flags (INTEGERKEY or DUPSORT) cannot hold the reserved "
+                "databases, so nothing can be written through trlmdb",
+                rc);
+    R().mdb_txn_abort(*txn);
+    st->pop_frames(0);
+    *txn = nullptr;
+    return rc;
+  }
+  f->opened_reserved = true;
+  st->reserved_ready.store(true, std::memory_order_release);
+  return 0;
+}
+
+int txn_commit(MDB_txn *txn) {
+  EnvState *st = txn_state(txn);
+  std::size_t depth = 0;
+  if (!st || !st->find_frame(txn, &depth)) return R().mdb_txn_commit(txn);
+  return commit_frame(st, depth);
+}
+
+void txn_abort(MDB_txn *txn) {
+  EnvState *st = txn_state(txn);
+  std::size_t depth = 0;
+  if (!st || !st->find_frame(txn, &depth)) return R().mdb_txn_abort(txn);
+  abort_frames(st, depth);
+}
+
+int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
+  if (name && is_reserved_name(name)) return EACCES;
+  if (!txn) return R().mdb_dbi_open(txn, name, flags, dbi);
+  if (!name && main_flags_would_change(txn, flags)) {
+    std::fprintf(stderr,
+                 "trlmdb: the main database cannot take key flags 0x%x: it holds the reserved "
+                 "databases, and LMDB cannot order their records with other flags\n",
+                 flags & kKeyOrderFlags);
+    return MDB_INCOMPATIBLE;
+  }
+  WriteTarget t = write_target(txn, kMainDbi);
+  bool created = false;
+  if (name && t.frame && (flags & MDB_CREATE)) {
+    MDB_val k{std::strlen(name), const_cast<char *>(name)}, v;
+    created = R().mdb_get(txn, kMainDbi, &k, &v) == MDB_NOTFOUND;
+    if (created && k.mv_size + 1 > t.st->max_key) return MDB_BAD_VALSIZE;
+  }
+  int rc = locked_dbi_open(txn, name, flags, dbi);
+  if (rc || !t.st) return rc;
+  if (name) t.st->set_db_name(*dbi, name);
+  if (created) {
+    t.name = t.st->db_name(*dbi);
+    return note_change(t, *dbi, {}, Op::kPut);
+  }
+  return 0;
+}
+
+void dbi_close(MDB_env *env, MDB_dbi dbi) {
+  EnvState *st = env_state(env);
+  if (st && st->is_reserved_dbi(dbi)) return;
+  R().mdb_dbi_close(env, dbi);
+}
+
+int stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *stat) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  int rc = R().mdb_stat(txn, dbi, stat);
+  if (rc == 0 && dbi == kMainDbi) stat->ms_entries -= count_reserved_in_main(txn);
+  return rc;
+}
+
+int drop(MDB_txn *txn, MDB_dbi dbi, int del) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  WriteTarget t = write_target(txn, dbi);
+  if (!t.name) return R().mdb_drop(txn, dbi, del);
+  if (dbi == kMainDbi) return (del & ~1) ? EINVAL : drop_main(t, txn);
+  PendingSet dropped;
+  int rc = record_drop(t.st, txn, dbi, del, &dropped);
+  if (rc) return rc;
+  rc = R().mdb_drop(txn, dbi, del);
+  if (rc == 0) t.frame->pending.append(dropped);
+  return rc;
+}
+
+int get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  if (dbi == kMainDbi && reserved_key(key) && data) {
+    MDB_val scratch;
+    int rc = R().mdb_get(txn, dbi, key, &scratch);
+    return rc == 0 ? MDB_NOTFOUND : rc;
+  }
+  return R().mdb_get(txn, dbi, key, data);
+}
+
+int put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  if (dbi == kMainDbi && data && reserved_key(key)) return EACCES;
+  WriteTarget t = write_target(txn, dbi);
+  if (data && !(flags & ~kPutFlags) && xkey_too_long(t, key)) return MDB_BAD_VALSIZE;
+  int rc = R().mdb_put(txn, dbi, key, data, flags);
+  if (rc || !t.frame) return rc;
+  return note_change(t, dbi, view(*key), Op::kPut);
+}
+
+int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  if (dbi == kMainDbi && reserved_key(key)) return EACCES;
+  WriteTarget t = write_target(txn, dbi);
+  int rc = R().mdb_del(txn, dbi, key, data);
+  if (rc || !t.frame) return rc;
+  const Op op = (data && is_dupsort(txn, dbi)) ? Op::kUnknown : Op::kDelete;
+  return note_change(t, dbi, view(*key), op);
+}
+
+int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
+  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  return R().mdb_cursor_open(txn, dbi, cursor);
+}
+
+int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
+  return main_cursor::get(mc, key, data, op);
+}
+
+int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
+  if (!mc || !key) return R().mdb_cursor_put(mc, key, data, flags);
+  const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
+  if (dbi == kMainDbi) {
+    if (flags & MDB_CURRENT) {
+      if (int rc = main_cursor::check_write(mc, false)) return rc;
+    } else if (reserved_key(key)) {
+      return EACCES;
+    }
+  }
+  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
+  if (!(flags & MDB_CURRENT) && data && !(flags & ~kPutFlags) && xkey_too_long(t, key))
+    return MDB_BAD_VALSIZE;
+  int rc = R().mdb_cursor_put(mc, key, data, flags);
+  if (rc == 0 && dbi == kMainDbi) main_cursor::forget(mc);
+  if (rc || !t.frame) return rc;
+  MDB_val k = *key, d;
+  if (flags & MDB_CURRENT) R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT);
+  return note_change(t, dbi, view(k), Op::kPut);
+}
+
+int cursor_del(MDB_cursor *mc, unsigned flags) {
+  if (!mc) return R().mdb_cursor_del(mc, flags);
+  const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
+  if (dbi == kMainDbi) {
+    if (int rc = main_cursor::check_write(mc, true)) return rc;
+  }
+  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
+  std::string key;
+  bool have_key = false;
+  if (t.frame || dbi == kMainDbi) {
+    MDB_val k, d;
+    if (R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0) {
+      key.assign(view(k));
+      have_key = true;
+    }
+  }
+  int rc = R().mdb_cursor_del(mc, flags);
+  if (rc == 0 && dbi == kMainDbi && have_key)
+    main_cursor::after_delete(mc, MDB_val{key.size(), key.data()});
+  if (rc || !t.frame || !have_key) return rc;
+  const bool whole_key = !is_dupsort(t.frame->txn, dbi) || (flags & MDB_NODUPDATA);
+  return note_change(t, dbi, key, whole_key ? Op::kDelete : Op::kUnknown);
+}
+
+void cursor_forget(MDB_cursor *mc) { main_cursor::forget(mc); }
+
+int last_commit_ts(MDB_env *env, unsigned char ts[12]) {
+  EnvState *st = env_state(env);
+  if (!st || !ts) return EINVAL;
+  std::optional<Ts> last = st->last_commit();
+  if (!last) return MDB_NOTFOUND;
+  encode_ts(*last, ts);
+  return 0;
+}
+
+int env_node(MDB_env *env, uint32_t *node) {
+  EnvState *st = env_state(env);
+  if (!st || !node || !st->opened || st->read_only) return EINVAL;
+  if (!st->reserved_ready.load(std::memory_order_acquire)) return MDB_NOTFOUND;
+  *node = st->node;
+  return 0;
+}
+
+}  // namespace trlmdb::ops
