@@ -1,5 +1,6 @@
 #include "bookkeeping.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -48,6 +49,24 @@ int setup_reserved(EnvState *st, MDB_txn *txn, bool create) {
 int flush_pending(EnvState *st, Frame *frame) {
   if (frame->pending.empty()) return 0;
   MDB_txn *txn = frame->txn;
+  // The reserved databases are created with the first change that needs
+  // them: a transaction that changes nothing must stay an empty commit.
+  if (!st->reserved_ready.load(std::memory_order_acquire)) {
+    int rc;
+    {
+      std::lock_guard lock(g_dbi_open_mu);
+      rc = setup_reserved(st, txn, true);
+    }
+    if (rc) {
+      if (rc == MDB_INCOMPATIBLE)
+        std::fprintf(stderr,
+                     "trlmdb: the main database's flags (INTEGERKEY or DUPSORT) cannot hold the "
+                     "reserved databases, so nothing can be written through trlmdb\n");
+      return rc;
+    }
+    frame->opened_reserved = true;
+    st->reserved_ready.store(true, std::memory_order_release);
+  }
   const std::vector<PendingSet::Entry> entries = frame->pending.resolve();
 
   // Other processes may have written this environment since our last

@@ -162,8 +162,7 @@ TRLMDB_API void mdb_cursor_close(MDB_cursor *cursor) {
   real().mdb_cursor_close(cursor);
 }
 TRLMDB_API int mdb_cursor_renew(MDB_txn *txn, MDB_cursor *cursor) {
-  ops::cursor_forget(cursor);
-  return real().mdb_cursor_renew(txn, cursor);
+  TRLMDB_READ(mdb_cursor_renew, cursor_renew, txn, cursor);
 }
 TRLMDB_API MDB_txn *mdb_cursor_txn(MDB_cursor *cursor) { return real().mdb_cursor_txn(cursor); }
 TRLMDB_API MDB_dbi mdb_cursor_dbi(MDB_cursor *cursor) { return real().mdb_cursor_dbi(cursor); }

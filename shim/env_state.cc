@@ -5,6 +5,7 @@
 namespace trlmdb {
 
 std::atomic<MDB_dbi> g_max_reserved_dbi{0};
+std::mutex g_dbi_open_mu;
 
 EnvState *env_state(MDB_env *env) {
   return env ? static_cast<EnvState *>(real().mdb_env_get_userctx(env)) : nullptr;

@@ -50,6 +50,8 @@ class EnvState {
   // Reserved databases: opened at mdb_env_open (read-write environments) or,
   // if that failed, by the next top-level write transaction.
   std::atomic<bool> reserved_ready{false};
+  // ... and their records are in the committed main database.
+  std::atomic<bool> reserved_committed{false};
   ReservedDbis reserved;
   uint32_t node = 0;
   HybridClock clock;
@@ -98,6 +100,10 @@ class EnvState {
 // The state of env, or nullptr for an environment the shim did not create.
 EnvState *env_state(MDB_env *env);
 EnvState *txn_state(MDB_txn *txn);
+
+// LMDB forbids concurrent mdb_dbi_open calls in one process. The program keeps
+// to that for its own calls; this lock keeps the shim's calls out of theirs.
+extern std::mutex g_dbi_open_mu;
 
 // Handles at or below this value may be reserved in some environment; lets
 // the read path skip the lookup for every other handle.

@@ -41,6 +41,10 @@ void set_state(MDB_cursor *mc, Virtual v) {
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
+// Every open cursor of the main database, with its transaction, so a drop of
+// the main database can reach them all (LMDB empties the tree under them).
+std::unordered_map<MDB_cursor *, MDB_txn *> g_main_cursors;
+
 Virtual take_state(MDB_cursor *mc) {
   if (g_count.load(std::memory_order_relaxed) == 0) return Virtual::kNone;
   std::lock_guard lock(g_mu);
@@ -139,19 +143,38 @@ int landed_on_hidden(const Call &c, MDB_cursor_op op) {
     }
     return MDB_NOTFOUND;
   }
+  if (op == MDB_GET_CURRENT) {
+    // Another cursor deleted the key this one stood on; LMDB moved it to the
+    // successor, which here may be hidden: the visible successor stands in.
+    int rc = skip_hidden(c.mc, true, &k, &d);
+    if (rc == 0) return c.deliver(k, d);
+    c.restore();
+    if (rc == MDB_NOTFOUND)
+      set_state(c.mc, visibly_empty(c.mc) ? Virtual::kUninit : Virtual::kPastEnd);
+    return rc == MDB_NOTFOUND && peek_state(c.mc) == Virtual::kUninit ? EINVAL : rc;
+  }
   c.restore();
   if (op == MDB_SET || op == MDB_SET_KEY) {
     if (skip_hidden(c.mc, true, &k, &d) == MDB_NOTFOUND)
       set_state(c.mc, visibly_empty(c.mc) ? Virtual::kUninit : Virtual::kPastEnd);
     return MDB_NOTFOUND;
   }
-  return EINVAL;  // GET_CURRENT cannot rest on a hidden record
+  return EINVAL;
 }
 
 int real_get(const Call &c, MDB_cursor_op op, bool seek_on_main);
 
 // Answers LMDB would give from a virtual state; false: run the real call.
 bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
+  {
+    // LMDB refuses a blocked or failed transaction before anything else.
+    MDB_val k, d;
+    if (R().mdb_cursor_get(c.mc, &k, &d, MDB_GET_CURRENT) == MDB_BAD_TXN) {
+      set_state(c.mc, v);
+      *rc = MDB_BAD_TXN;
+      return true;
+    }
+  }
   const bool positionless = op == MDB_GET_CURRENT || op == MDB_GET_MULTIPLE ||
                             op == MDB_FIRST_DUP || op == MDB_LAST_DUP;
   switch (v) {
@@ -180,6 +203,11 @@ bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
     case Virtual::kPendingNext:
       // As after LMDB's own delete: the next MDB_NEXT, or a GET_CURRENT,
       // returns the key the cursor now stands on; either ends the state.
+      if (op == MDB_NEXT_DUP) {  // LMDB: no "next duplicate" right after a delete
+        set_state(c.mc, v);
+        *rc = MDB_NOTFOUND;
+        return true;
+      }
       if (is_next(op) || op == MDB_GET_CURRENT) {
         MDB_val k, d;
         *rc = R().mdb_cursor_get(c.mc, &k, &d, MDB_GET_CURRENT);
@@ -193,8 +221,7 @@ bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
   if (op == MDB_NEXT_MULTIPLE || op == MDB_PREV_MULTIPLE || op == MDB_GET_BOTH ||
       op == MDB_GET_BOTH_RANGE || positionless) {
     // Not for a main database (LMDB refuses before moving): state unchanged.
-    MDB_val k, d;
-    *rc = R().mdb_cursor_get(c.mc, c.key ? c.key : &k, c.data ? c.data : &d, op);
+    *rc = R().mdb_cursor_get(c.mc, c.key, c.data, op);
     set_state(c.mc, v);
     return true;
   }
@@ -271,15 +298,50 @@ void after_delete(MDB_cursor *mc, const MDB_val &deleted) {
   if (rc == MDB_NOTFOUND) set_state(mc, visibly_empty(mc) ? Virtual::kUninit : Virtual::kPastEnd);
 }
 
+void opened(MDB_cursor *mc) {
+  std::lock_guard lock(g_mu);
+  g_main_cursors[mc] = R().mdb_cursor_txn(mc);
+}
+
+void emptied(MDB_txn *txn) {
+  std::lock_guard lock(g_mu);
+  for (const auto &[mc, t] : g_main_cursors)
+    if (t == txn) g_states[mc] = Entry{Virtual::kUninit, txn};
+  g_count.store(g_states.size(), std::memory_order_relaxed);
+}
+
 void forget_txn(MDB_txn *txn) {
-  if (g_count.load(std::memory_order_relaxed) == 0) return;
   std::lock_guard lock(g_mu);
   std::erase_if(g_states, [txn](const auto &e) { return e.second.txn == txn; });
+  std::erase_if(g_main_cursors, [txn](const auto &e) { return e.second == txn; });
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
 void forget(MDB_cursor *mc) {
+  std::lock_guard lock(g_mu);
+  g_states.erase(mc);
+  g_main_cursors.erase(mc);
+  g_count.store(g_states.size(), std::memory_order_relaxed);
+}
+
+void repositioned(MDB_cursor *mc) {
   if (g_count.load(std::memory_order_relaxed) != 0) set_state(mc, Virtual::kNone);
+}
+
+void after_main_delete(MDB_txn *txn) {
+  MDB_cursor *probe = nullptr;
+  if (R().mdb_cursor_open(txn, kMainDbi, &probe) != 0) return;
+  const bool empty = visibly_empty(probe);
+  R().mdb_cursor_close(probe);
+  if (empty) emptied(txn);
+}
+
+int guard_delete(MDB_cursor *mc, MDB_val *current) {
+  if (!reserved_key(current)) return 0;
+  // Standing on a hidden record stands for the next visible key.
+  MDB_val d;
+  if (skip_hidden(mc, true, current, &d) == 0) return 0;
+  return visibly_empty(mc) ? EINVAL : MDB_NOTFOUND;
 }
 
 }  // namespace trlmdb::main_cursor

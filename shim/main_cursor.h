@@ -21,8 +21,20 @@ int get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op);
 int check_write(MDB_cursor *mc, bool is_del);
 // After a successful mdb_cursor_del of `deleted` on the main database.
 void after_delete(MDB_cursor *mc, const MDB_val &deleted);
-// The cursor was repositioned by a successful put, renewed or closed.
+// A cursor was opened (or renewed) on the main database.
+void opened(MDB_cursor *mc);
+// The main database was emptied (mdb_drop) in txn: its cursors are reset.
+void emptied(MDB_txn *txn);
+// After a deletion from the main database: if nothing visible is left, LMDB's
+// tree would be empty and every cursor on it uninitialised.
+void after_main_delete(MDB_txn *txn);
+// A successful put moved the cursor.
+void repositioned(MDB_cursor *mc);
+// The cursor is closed or renewed.
 void forget(MDB_cursor *mc);
+// Before deleting at a cursor standing on `*current`: never a hidden record
+// (the cursor moves on to the visible key it stands for, updating *current).
+int guard_delete(MDB_cursor *mc, MDB_val *current);
 // A write transaction ended: LMDB freed its cursors.
 void forget_txn(MDB_txn *txn);
 

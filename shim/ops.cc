@@ -20,10 +20,6 @@ namespace {
 
 const RealLmdb &R() { return real(); }
 
-// LMDB forbids concurrent mdb_dbi_open calls in one process. The program keeps
-// to that for its own calls; this lock keeps the shim's calls out of theirs.
-std::mutex g_dbi_open_mu;
-
 int locked_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
   std::lock_guard lock(g_dbi_open_mu);
   return R().mdb_dbi_open(txn, name, flags, dbi);
@@ -35,10 +31,6 @@ constexpr unsigned kPutFlags = MDB_NOOVERWRITE | MDB_NODUPDATA | MDB_CURRENT | M
 std::string_view view(const MDB_val &v) { return {static_cast<const char *>(v.mv_data), v.mv_size}; }
 
 using main_cursor::reserved_key;
-
-void log_error(const char *what, int rc) {
-  std::fprintf(stderr, "trlmdb: %s: %s\n", what, R().mdb_strerror(rc));
-}
 
 bool is_dupsort(MDB_txn *txn, MDB_dbi dbi) {
   unsigned flags = 0;
@@ -94,6 +86,51 @@ int count_reserved_in_main(MDB_txn *txn) {
   return n;
 }
 
+// Until the reserved databases hold their three handle slots, LMDB would let
+// the program open three databases more than its mdb_env_set_maxdbs allows;
+// count its open handles instead, as LMDB does for a name not yet open.
+bool user_dbs_full(MDB_txn *txn, const char *name, unsigned flags) {
+  constexpr unsigned kValidFlags = MDB_REVERSEKEY | MDB_DUPSORT | MDB_INTEGERKEY | MDB_DUPFIXED |
+                                   MDB_INTEGERDUP | MDB_REVERSEDUP | MDB_CREATE;
+  EnvState *st = txn_state(txn);
+  if (!st || !st->opened || (flags & ~kValidFlags)) return false;
+  unsigned f;
+  // A transaction that began before the reserved databases were created does
+  // not see their handles either.
+  if (st->reserved_ready.load(std::memory_order_acquire) &&
+      R().mdb_dbi_flags(txn, st->reserved.time, &f) == 0)
+    return false;
+  unsigned open_handles = 0;
+  const MDB_dbi slots = st->user_maxdbs + kReservedDbCount + 2;
+  for (MDB_dbi dbi = kMainDbi + 1; dbi < slots; ++dbi) {
+    if (st->is_reserved_dbi(dbi) || R().mdb_dbi_flags(txn, dbi, &f) != 0) continue;
+    const std::string *open_name = st->db_name(dbi);
+    if (open_name && *open_name == name) return false;  // already open: LMDB returns it
+    ++open_handles;
+  }
+  return open_handles >= st->user_maxdbs;
+}
+
+// MDB_APPEND compares with the last key of the database, which in the main
+// database may be a reserved record; compare with the last visible key.
+// `user_cursor`, when given, is left on the last visible key, where LMDB's
+// comparison leaves it.
+int append_on_main(MDB_txn *txn, MDB_val *key, unsigned *flags, MDB_cursor *user_cursor) {
+  EnvState *st = txn_state(txn);
+  if (!(*flags & MDB_APPEND) || !key || key->mv_size == 0 || !st || key->mv_size > st->max_key)
+    return 0;  // LMDB's own checks come first
+  MDB_cursor *mc = user_cursor;
+  if (!mc && R().mdb_cursor_open(txn, kMainDbi, &mc) != 0) return 0;
+  MDB_val k, d;
+  int rc = R().mdb_cursor_get(mc, &k, &d, MDB_LAST);
+  while (rc == 0 && reserved_key(&k)) rc = R().mdb_cursor_get(mc, &k, &d, MDB_PREV);
+  const bool refused = rc == 0 && R().mdb_cmp(txn, kMainDbi, key, &k) <= 0;
+  if (mc != user_cursor) R().mdb_cursor_close(mc);
+  if (refused) return MDB_KEYEXIST;
+  *flags &= ~MDB_APPEND;  // after every visible key: an ordinary insert
+  return 0;
+}
+
 void abort_frames(EnvState *st, std::size_t depth) {
   Frame *f = st->frame_at(depth);
   const bool opened = f->opened_reserved;
@@ -132,6 +169,7 @@ int commit_frame(EnvState *st, std::size_t depth) {
   st->pop_frames(0);
   if (rc && opened) st->reserved_ready.store(false, std::memory_order_release);
   if (rc == 0 && last) st->set_last_commit(*last);
+  if (rc == 0 && opened) st->reserved_committed.store(true, std::memory_order_release);
   return rc;
 }
 
@@ -140,10 +178,14 @@ int commit_frame(EnvState *st, std::size_t depth) {
 constexpr unsigned kKeyOrderFlags =
     MDB_REVERSEKEY | MDB_DUPSORT | MDB_INTEGERKEY | MDB_DUPFIXED | MDB_INTEGERDUP | MDB_REVERSEDUP;
 
+// Refused where the reserved databases are, or will be once something is
+// written; a read-only environment without them may use any flags.
 bool main_flags_would_change(MDB_txn *txn, unsigned flags) {
   unsigned current = 0;
   if (!(flags & kKeyOrderFlags) || R().mdb_dbi_flags(txn, kMainDbi, &current) != 0) return false;
-  return (flags & kKeyOrderFlags & ~current) && count_reserved_in_main(txn) > 0;
+  if (!(flags & kKeyOrderFlags & ~current)) return false;
+  EnvState *st = txn_state(txn);
+  return (st && !st->read_only) || count_reserved_in_main(txn) > 0;
 }
 
 // mdb_drop on the main database empties it; here that must spare the reserved
@@ -153,6 +195,7 @@ int drop_main(const WriteTarget &t, MDB_txn *txn) {
   int rc = R().mdb_cursor_open(txn, kMainDbi, &mc);
   if (rc) return rc;
   MDB_val k, d;
+  bool changed = false;
   rc = R().mdb_cursor_get(mc, &k, &d, MDB_FIRST);
   while (rc == 0) {
     if (reserved_key(&k)) {
@@ -165,11 +208,19 @@ int drop_main(const WriteTarget &t, MDB_txn *txn) {
       rc = R().mdb_cursor_get(mc, &k, &d, MDB_NEXT);
       continue;
     }
+    changed = changed || rc == 0;
     if (rc == 0) rc = note_change(t, kMainDbi, key, Op::kDelete);
     if (rc == 0) rc = R().mdb_cursor_get(mc, &k, &d, MDB_NEXT);
   }
   R().mdb_cursor_close(mc);
-  return rc == MDB_NOTFOUND ? 0 : rc;
+  if (rc != MDB_NOTFOUND) return rc;
+  if (changed) return 0;
+  // LMDB's drop dirties the transaction even when there was nothing to
+  // delete (its commit gets a new transaction id); so does a scratch record.
+  static constexpr char kScratch[] = "_trlmdb_drop";
+  MDB_val sk{sizeof kScratch - 1, const_cast<char *>(kScratch)}, sv{0, nullptr};
+  rc = R().mdb_put(txn, kMainDbi, &sk, &sv, 0);
+  return rc ? rc : R().mdb_del(txn, kMainDbi, &sk, nullptr);
 }
 
 }  // namespace
@@ -196,10 +247,12 @@ void open_reserved_read_only(EnvState *st) {
       setup = setup_reserved(st, txn, false);
     }
     st->reserved_in_main.store(count_reserved_in_main(txn), std::memory_order_relaxed);
-    if (setup == 0 && R().mdb_txn_commit(txn) == 0)
+    if (setup == 0 && R().mdb_txn_commit(txn) == 0) {
       st->reserved_ready.store(true, std::memory_order_release);
-    else if (setup != 0)
+      st->reserved_committed.store(true, std::memory_order_release);
+    } else if (setup != 0) {
       R().mdb_txn_abort(txn);
+    }
   }).join();
   R().mdb_env_info(st->env(), &after);
   st->phantom_reader.store(after.me_numreaders > before.me_numreaders, std::memory_order_relaxed);
@@ -244,10 +297,12 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
     std::lock_guard lock(g_dbi_open_mu);
     setup = setup_reserved(st, txn, false);
   }
-  if (setup == 0 && R().mdb_txn_commit(txn) == 0)
+  if (setup == 0 && R().mdb_txn_commit(txn) == 0) {
     st->reserved_ready.store(true, std::memory_order_release);
-  else if (setup != 0)
+    st->reserved_committed.store(true, std::memory_order_release);
+  } else if (setup != 0) {
     R().mdb_txn_abort(txn);
+  }
   return 0;
 }
 
@@ -292,7 +347,7 @@ int env_stat(MDB_env *env, MDB_stat *stat) {
   // mdb_env_info reports. Read-write environments hold all the reserved
   // databases once set up; read-only ones learn it in their first read txn.
   EnvState *st = env_state(env);
-  if (st && st->reserved_ready.load(std::memory_order_acquire))
+  if (st && st->reserved_committed.load(std::memory_order_acquire))
     stat->ms_entries -= kReservedDbCount;
   else if (st && st->reserved_in_main.load(std::memory_order_relaxed) > 0)
     stat->ms_entries -= st->reserved_in_main.load(std::memory_order_relaxed);
@@ -310,24 +365,7 @@ int txn_begin(MDB_env *env, MDB_txn *parent, unsigned flags, MDB_txn **txn) {
       st->reserved_in_main.store(count_reserved_in_main(*txn), std::memory_order_relaxed);
     return 0;
   }
-  Frame *f = st->push_frame(*txn);
-  if (parent || st->reserved_ready.load(std::memory_order_acquire)) return 0;
-  {
-    std::lock_guard lock(g_dbi_open_mu);
-    rc = setup_reserved(st, *txn, true);
-  }
-  if (rc) {
-    if (rc == MDB_INCOMPATIBLE)
-      log_error("the main database's flags (INTEGERKEY or DUPSORT) cannot hold the reserved "
-                "databases, so nothing can be written through trlmdb",
-                rc);
-    R().mdb_txn_abort(*txn);
-    st->pop_frames(0);
-    *txn = nullptr;
-    return rc;
-  }
-  f->opened_reserved = true;
-  st->reserved_ready.store(true, std::memory_order_release);
+  st->push_frame(*txn);
   return 0;
 }
 
@@ -355,6 +393,7 @@ int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
                  flags & kKeyOrderFlags);
     return MDB_INCOMPATIBLE;
   }
+  if (name && user_dbs_full(txn, name, flags)) return MDB_DBS_FULL;
   WriteTarget t = write_target(txn, kMainDbi);
   bool created = false;
   if (name && t.frame && (flags & MDB_CREATE)) {
@@ -386,10 +425,14 @@ int stat(MDB_txn *txn, MDB_dbi dbi, MDB_stat *stat) {
 }
 
 int drop(MDB_txn *txn, MDB_dbi dbi, int del) {
-  if (is_reserved_handle(txn, dbi)) return EINVAL;
+  if (is_reserved_handle(txn, dbi) || static_cast<unsigned>(del) > 1) return EINVAL;
   WriteTarget t = write_target(txn, dbi);
   if (!t.name) return R().mdb_drop(txn, dbi, del);
-  if (dbi == kMainDbi) return (del & ~1) ? EINVAL : drop_main(t, txn);
+  if (dbi == kMainDbi) {
+    int rc = drop_main(t, txn);
+    if (rc == 0) main_cursor::emptied(txn);
+    return rc;
+  }
   PendingSet dropped;
   int rc = record_drop(t.st, txn, dbi, del, &dropped);
   if (rc) return rc;
@@ -413,6 +456,9 @@ int put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags) 
   if (dbi == kMainDbi && data && reserved_key(key)) return EACCES;
   WriteTarget t = write_target(txn, dbi);
   if (data && !(flags & ~kPutFlags) && xkey_too_long(t, key)) return MDB_BAD_VALSIZE;
+  if (dbi == kMainDbi && t.frame && data && !(flags & ~kPutFlags)) {
+    if (int rc = append_on_main(txn, key, &flags, nullptr)) return rc;
+  }
   int rc = R().mdb_put(txn, dbi, key, data, flags);
   if (rc || !t.frame) return rc;
   return note_change(t, dbi, view(*key), Op::kPut);
@@ -423,6 +469,7 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
   if (dbi == kMainDbi && reserved_key(key)) return EACCES;
   WriteTarget t = write_target(txn, dbi);
   int rc = R().mdb_del(txn, dbi, key, data);
+  if (rc == 0 && dbi == kMainDbi) main_cursor::after_main_delete(txn);
   if (rc || !t.frame) return rc;
   const Op op = (data && is_dupsort(txn, dbi)) ? Op::kUnknown : Op::kDelete;
   return note_change(t, dbi, view(*key), op);
@@ -430,7 +477,16 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
 
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
   if (is_reserved_handle(txn, dbi)) return EINVAL;
-  return R().mdb_cursor_open(txn, dbi, cursor);
+  int rc = R().mdb_cursor_open(txn, dbi, cursor);
+  if (rc == 0 && dbi == kMainDbi) main_cursor::opened(*cursor);
+  return rc;
+}
+
+int cursor_renew(MDB_txn *txn, MDB_cursor *mc) {
+  main_cursor::forget(mc);
+  int rc = R().mdb_cursor_renew(txn, mc);
+  if (rc == 0 && R().mdb_cursor_dbi(mc) == kMainDbi) main_cursor::opened(mc);
+  return rc;
 }
 
 int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
@@ -440,19 +496,34 @@ int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
 int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
   if (!mc || !key) return R().mdb_cursor_put(mc, key, data, flags);
   const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
-  if (dbi == kMainDbi) {
+  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
+  if (dbi == kMainDbi && t.frame) {  // else LMDB refuses the transaction first
     if (flags & MDB_CURRENT) {
       if (int rc = main_cursor::check_write(mc, false)) return rc;
     } else if (reserved_key(key)) {
       return EACCES;
     }
   }
-  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
   if (!(flags & MDB_CURRENT) && data && !(flags & ~kPutFlags) && xkey_too_long(t, key))
     return MDB_BAD_VALSIZE;
+  if (dbi == kMainDbi && t.frame && data && !(flags & ~kPutFlags)) {
+    if (int rc = append_on_main(t.frame->txn, key, &flags, mc)) {
+      main_cursor::repositioned(mc);
+      return rc;
+    }
+  }
+  const std::size_t multiple_in = (flags & MDB_MULTIPLE) && data ? data[1].mv_size : 0;
   int rc = R().mdb_cursor_put(mc, key, data, flags);
-  if (rc == 0 && dbi == kMainDbi) main_cursor::forget(mc);
-  if (rc || !t.frame) return rc;
+  // A put searches first: even a refused one (MDB_KEYEXIST) moved the cursor.
+  if ((rc == 0 || rc == MDB_KEYEXIST) && dbi == kMainDbi) main_cursor::repositioned(mc);
+  // MDB_MULTIPLE may store some items and then fail: they were written, and
+  // LMDB reports how many in data[1] (left untouched by an early refusal).
+  const bool partial = rc && multiple_in && data[1].mv_size && data[1].mv_size != multiple_in;
+  if ((rc && !partial) || !t.frame) return rc;
+  if (partial) {
+    int stamp = note_change(t, dbi, view(*key), Op::kPut);
+    return stamp ? stamp : rc;
+  }
   MDB_val k = *key, d;
   if (flags & MDB_CURRENT) R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT);
   return note_change(t, dbi, view(k), Op::kPut);
@@ -461,22 +532,27 @@ int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
 int cursor_del(MDB_cursor *mc, unsigned flags) {
   if (!mc) return R().mdb_cursor_del(mc, flags);
   const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
-  if (dbi == kMainDbi) {
+  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
+  if (dbi == kMainDbi && t.frame) {  // else LMDB refuses the transaction first
     if (int rc = main_cursor::check_write(mc, true)) return rc;
   }
-  WriteTarget t = write_target(R().mdb_cursor_txn(mc), dbi);
   std::string key;
   bool have_key = false;
   if (t.frame || dbi == kMainDbi) {
     MDB_val k, d;
     if (R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0) {
+      if (dbi == kMainDbi && t.frame) {
+        if (int rc = main_cursor::guard_delete(mc, &k)) return rc;
+      }
       key.assign(view(k));
       have_key = true;
     }
   }
   int rc = R().mdb_cursor_del(mc, flags);
-  if (rc == 0 && dbi == kMainDbi && have_key)
+  if (rc == 0 && dbi == kMainDbi && have_key) {
     main_cursor::after_delete(mc, MDB_val{key.size(), key.data()});
+    main_cursor::after_main_delete(R().mdb_cursor_txn(mc));
+  }
   if (rc || !t.frame || !have_key) return rc;
   const bool whole_key = !is_dupsort(t.frame->txn, dbi) || (flags & MDB_NODUPDATA);
   return note_change(t, dbi, key, whole_key ? Op::kDelete : Op::kUnknown);

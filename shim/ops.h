@@ -32,6 +32,7 @@ int put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned flags);
 int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
 
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor);
+int cursor_renew(MDB_txn *txn, MDB_cursor *mc);
 int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op);
 int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags);
 int cursor_del(MDB_cursor *mc, unsigned flags);
