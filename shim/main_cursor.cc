@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "env_state.h"
@@ -22,45 +23,88 @@ enum class Virtual {
   kUninit,       // never positioned, or its database became empty
   kPastEnd,      // after the last key (a miss beyond the end)
   kPendingNext,  // after a delete: the next MDB_NEXT returns the current key
+  // Not virtual: after a delete the real cursor stands, with LMDB's own C_DEL
+  // (and end-of-data flag), on the same visible key as LMDB's. It answers
+  // every get itself; the key is remembered because looking at the cursor
+  // (GET_CURRENT) would clear the C_DEL.
+  kNativeDel,
+};
+
+struct State {
+  Virtual v = Virtual::kNone;
+  // LMDB's C_DEL outlives the cursor's position (kPendingNext and kNativeDel
+  // have it by definition): the item it stood on was deleted, and no get has
+  // run since. Only MDB_NEXT_DUP and a refused put tell.
+  bool del = false;
+  // kPendingNext after a refused MDB_APPEND: LMDB's cursor also has its
+  // end-of-data flag, which answers MDB_NEXT first while no key follows.
+  bool eof = false;
+  std::string key;  // kNativeDel's
 };
 
 struct Entry {
-  Virtual v;
+  State st;
   MDB_txn *txn;  // LMDB frees a write transaction's cursors when it ends
 };
 std::mutex g_mu;
 std::unordered_map<MDB_cursor *, Entry> g_states;
-std::atomic<std::size_t> g_count{0};
+}  // namespace
+std::atomic<std::size_t> g_virtual_count{0};
+namespace {
+std::atomic<std::size_t> &g_count = g_virtual_count;
 
-void set_state(MDB_cursor *mc, Virtual v) {
+void set_state(MDB_cursor *mc, Virtual v, bool del = false, std::string key = {},
+               bool eof = false) {
   std::lock_guard lock(g_mu);
-  if (v == Virtual::kNone)
+  if (v == Virtual::kNone) {
     g_states.erase(mc);
-  else
-    g_states[mc] = Entry{v, R().mdb_cursor_txn(mc)};
+  } else {
+    del = del || v == Virtual::kPendingNext || v == Virtual::kNativeDel;
+    g_states[mc] = Entry{State{v, del, eof, std::move(key)}, R().mdb_cursor_txn(mc)};
+  }
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
-// Every open cursor of the main database, with its transaction, so a drop of
-// the main database can reach them all (LMDB empties the tree under them).
-std::unordered_map<MDB_cursor *, MDB_txn *> g_main_cursors;
+// Every open cursor of the main database, so a write can reach the cursors
+// LMDB would move: those of the writing transaction, including a parent's
+// cursors, which LMDB lends to a child transaction while it runs.
+struct Registered {
+  MDB_txn *opened_in;  // its cursors are freed when a write transaction ends
+  bool writable;       // a read-only transaction's cursor never sees a write
+};
+std::unordered_map<MDB_cursor *, Registered> g_main_cursors;
 
-Virtual take_state(MDB_cursor *mc) {
-  if (g_count.load(std::memory_order_relaxed) == 0) return Virtual::kNone;
+std::vector<MDB_cursor *> cursors_of(MDB_txn *txn) {
+  std::vector<MDB_cursor *> out;
+  std::lock_guard lock(g_mu);
+  for (const auto &[mc, r] : g_main_cursors)
+    if (r.writable && R().mdb_cursor_txn(mc) == txn) out.push_back(mc);
+  return out;
+}
+
+State take_state(MDB_cursor *mc) {
+  if (g_count.load(std::memory_order_relaxed) == 0) return {};
   std::lock_guard lock(g_mu);
   auto it = g_states.find(mc);
-  if (it == g_states.end()) return Virtual::kNone;
-  Virtual v = it->second.v;
+  if (it == g_states.end()) return {};
+  State st = std::move(it->second.st);
   g_states.erase(it);
   g_count.store(g_states.size(), std::memory_order_relaxed);
-  return v;
+  return st;
+}
+
+State peek_full(MDB_cursor *mc) {
+  if (g_count.load(std::memory_order_relaxed) == 0) return {};
+  std::lock_guard lock(g_mu);
+  auto it = g_states.find(mc);
+  return it == g_states.end() ? State{} : it->second.st;
 }
 
 Virtual peek_state(MDB_cursor *mc) {
   if (g_count.load(std::memory_order_relaxed) == 0) return Virtual::kNone;
   std::lock_guard lock(g_mu);
   auto it = g_states.find(mc);
-  return it == g_states.end() ? Virtual::kNone : it->second.v;
+  return it == g_states.end() ? Virtual::kNone : it->second.st.v;
 }
 
 bool is_main(MDB_cursor *mc) { return R().mdb_cursor_dbi(mc) == kMainDbi; }
@@ -70,9 +114,6 @@ bool is_next(MDB_cursor_op op) {
 }
 bool is_prev(MDB_cursor_op op) {
   return op == MDB_PREV || op == MDB_PREV_DUP || op == MDB_PREV_NODUP;
-}
-bool is_seek(MDB_cursor_op op) {
-  return op == MDB_SET || op == MDB_SET_KEY || op == MDB_SET_RANGE;
 }
 bool key_is_output(MDB_cursor_op op) {
   return !is_seek(op) && op != MDB_GET_BOTH && op != MDB_GET_BOTH_RANGE;
@@ -99,10 +140,35 @@ bool visibly_empty(MDB_cursor *mc) {
 
 // A missed exact lookup leaves LMDB's cursor at the insertion point, i.e. on
 // the next visible key, or past the end.
-void place_at_insertion_point(MDB_cursor *mc) {
+// (The real cursor may instead stand after the last node of a leaf page that
+// has a successor; LMDB's does too, but only where its own pages end, which
+// the hidden records move: the usual case, inside a page, stands in.)
+void place_at_insertion_point(MDB_cursor *mc, const MDB_val &key) {
   MDB_val k, d;
-  if (R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) != 0 || !reserved_key(&k)) return;
+  int rc = R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT);
+  if (rc == MDB_NOTFOUND) {
+    // Past the end of the tree, the real cursor is already where LMDB's is.
+    MDB_cursor *probe = nullptr;
+    if (R().mdb_cursor_open(R().mdb_cursor_txn(mc), kMainDbi, &probe) != 0) return;
+    k = key;
+    rc = R().mdb_cursor_get(probe, &k, &d, MDB_SET_RANGE);
+    R().mdb_cursor_close(probe);
+    if (rc != 0) return;
+    rc = R().mdb_cursor_get(mc, &k, &d, MDB_SET);
+  }
+  if (rc != 0 || !reserved_key(&k)) return;
   if (skip_hidden(mc, true, &k, &d) == MDB_NOTFOUND) set_state(mc, Virtual::kPastEnd);
+}
+
+// No visible key after `key`.
+bool last_visible(MDB_cursor *mc, const MDB_val &key) {
+  MDB_cursor *probe = nullptr;
+  if (R().mdb_cursor_open(R().mdb_cursor_txn(mc), kMainDbi, &probe) != 0) return false;
+  MDB_val k = key, d;
+  int rc = R().mdb_cursor_get(probe, &k, &d, MDB_SET);
+  if (rc == 0) rc = skip_hidden(probe, true, &k, &d);
+  R().mdb_cursor_close(probe);
+  return rc == MDB_NOTFOUND;
 }
 
 struct Call {
@@ -164,13 +230,25 @@ int landed_on_hidden(const Call &c, MDB_cursor_op op) {
 
 int real_get(const Call &c, MDB_cursor_op op, bool seek_on_main);
 
+// MDB_PREV from nowhere or past the end: LMDB's cursor ends on the last key
+// without the end-of-data flag that the real MDB_LAST sets, and which would
+// answer a later MDB_NEXT after a delete.
+int last_for_prev(const Call &c) {
+  int rc = real_get(c, MDB_LAST, false);
+  MDB_val k, d;
+  if (rc == 0 && R().mdb_cursor_get(c.mc, &k, &d, MDB_GET_CURRENT) == 0)
+    R().mdb_cursor_get(c.mc, &k, &d, MDB_SET);
+  return rc;
+}
+
 // Answers LMDB would give from a virtual state; false: run the real call.
-bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
+bool virtual_get(const Call &c, State st, MDB_cursor_op op, int *rc) {
+  const Virtual v = st.v;
   {
     // LMDB refuses a blocked or failed transaction before anything else.
     MDB_val k, d;
     if (R().mdb_cursor_get(c.mc, &k, &d, MDB_GET_CURRENT) == MDB_BAD_TXN) {
-      set_state(c.mc, v);
+      set_state(c.mc, v, st.del, st.key, st.eof);
       *rc = MDB_BAD_TXN;
       return true;
     }
@@ -179,13 +257,18 @@ bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
                             op == MDB_FIRST_DUP || op == MDB_LAST_DUP;
   switch (v) {
     case Virtual::kUninit:
+      if (st.del && op == MDB_NEXT_DUP) {  // as in kPendingNext, then uninitialised
+        set_state(c.mc, v);
+        *rc = MDB_NOTFOUND;
+        return true;
+      }
       if (positionless) {
         set_state(c.mc, v);
         *rc = EINVAL;
         return true;
       }
       if (is_next(op) || is_prev(op)) {
-        *rc = real_get(c, is_next(op) ? MDB_FIRST : MDB_LAST, false);
+        *rc = is_next(op) ? real_get(c, MDB_FIRST, false) : last_for_prev(c);
         return true;
       }
       break;
@@ -196,33 +279,39 @@ bool virtual_get(const Call &c, Virtual v, MDB_cursor_op op, int *rc) {
         return true;
       }
       if (is_prev(op)) {
-        *rc = real_get(c, MDB_LAST, false);
+        *rc = last_for_prev(c);
         return true;
       }
       break;
     case Virtual::kPendingNext:
       // As after LMDB's own delete: the next MDB_NEXT, or a GET_CURRENT,
-      // returns the key the cursor now stands on; either ends the state.
+      // returns the key the cursor now stands on. Any get ends the state,
+      // even one that fails (LMDB clears C_DEL on its way out).
       if (op == MDB_NEXT_DUP) {  // LMDB: no "next duplicate" right after a delete
-        set_state(c.mc, v);
         *rc = MDB_NOTFOUND;
         return true;
       }
       if (is_next(op) || op == MDB_GET_CURRENT) {
         MDB_val k, d;
         *rc = R().mdb_cursor_get(c.mc, &k, &d, MDB_GET_CURRENT);
-        if (*rc == 0) c.deliver(k, d);
+        if (*rc == 0 && st.eof && op != MDB_GET_CURRENT && last_visible(c.mc, k)) {
+          c.restore();
+          *rc = MDB_NOTFOUND;
+        } else if (*rc == 0) {
+          c.deliver(k, d);
+        }
         return true;
       }
       break;
     case Virtual::kNone:
+    case Virtual::kNativeDel:
       break;
   }
   if (op == MDB_NEXT_MULTIPLE || op == MDB_PREV_MULTIPLE || op == MDB_GET_BOTH ||
       op == MDB_GET_BOTH_RANGE || positionless) {
     // Not for a main database (LMDB refuses before moving): state unchanged.
     *rc = R().mdb_cursor_get(c.mc, c.key, c.data, op);
-    set_state(c.mc, v);
+    if (v != Virtual::kPendingNext) set_state(c.mc, v);
     return true;
   }
   return false;
@@ -238,7 +327,7 @@ int real_get(const Call &c, MDB_cursor_op op, bool seek_on_main) {
     if (visibly_empty(c.mc))
       set_state(c.mc, Virtual::kUninit);  // LMDB's lookup in an empty tree
     else if (op != MDB_SET_RANGE)
-      place_at_insertion_point(c.mc);
+      place_at_insertion_point(c.mc, c.orig_key);
   }
   return rc;
 }
@@ -250,17 +339,43 @@ bool reserved_key(const MDB_val *k) {
          std::memcmp(k->mv_data, kReservedPrefix.data(), kReservedPrefix.size()) == 0;
 }
 
+[[gnu::noinline]] int get_slow(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
+                               const MDB_val &orig_key, const MDB_val &orig_data, int landed_rc);
+
 int get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
-  Call c{mc, key, data, key ? *key : MDB_val{}, data ? *data : MDB_val{}};
-  const Virtual v = take_state(mc);
+  return get_slow(mc, key, data, op, key ? *key : MDB_val{}, data ? *data : MDB_val{}, -1);
+}
+
+int landed(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
+           const MDB_val &orig_key, const MDB_val &orig_data) {
+  return get_slow(mc, key, data, op, orig_key, orig_data, 0);
+}
+
+int get_slow(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
+             const MDB_val &orig_key, const MDB_val &orig_data, int landed_rc) {
+  Call c{mc, key, data, orig_key, orig_data};
+  if (landed_rc == 0) {
+    // Reached from the fast path: the real call already ran and landed on a
+    // hidden record; only the main database has them.
+    if (!is_main(mc)) return 0;
+    return landed_on_hidden(c, op);
+  }
+  State st = take_state(mc);
+  const Virtual v = st.v;
   int rc;
-  if (v != Virtual::kNone && virtual_get(c, v, op, &rc)) return rc;
+  if (v != Virtual::kNone && v != Virtual::kNativeDel && virtual_get(c, st, op, &rc)) return rc;
   // A lookup on the main database may miss where LMDB would have missed too,
   // but leave the cursor on a hidden record.
   const bool seek_on_main = mc && is_seek(op) && key && is_main(mc);
   rc = real_get(c, op, seek_on_main);
-  // Argument errors leave LMDB's cursor where it was.
-  if (rc != 0 && rc != MDB_NOTFOUND && v != Virtual::kNone && peek_state(mc) == Virtual::kNone)
+  if (v == Virtual::kNativeDel) {
+    // A blocked transaction is refused before the C_DEL is looked at.
+    if (rc == MDB_BAD_TXN) set_state(mc, v, true, std::move(st.key));
+    return rc;
+  }
+  // Argument errors leave LMDB's cursor where it was (but end a pending next).
+  if (rc != 0 && rc != MDB_NOTFOUND && v != Virtual::kNone && v != Virtual::kPendingNext &&
+      peek_state(mc) == Virtual::kNone)
     set_state(mc, v);
   return rc;
 }
@@ -276,44 +391,90 @@ int check_write(MDB_cursor *mc, bool is_del) {
   }
 }
 
-void after_delete(MDB_cursor *mc, const MDB_val &deleted) {
-  take_state(mc);
-  // LMDB's cursor now stands on the deleted key's successor, and the next
-  // MDB_NEXT returns it. Look at the successor with a probe: asking the
-  // program's cursor (GET_CURRENT) would end that state.
-  MDB_cursor *probe = nullptr;
-  if (R().mdb_cursor_open(R().mdb_cursor_txn(mc), kMainDbi, &probe) != 0) return;
-  MDB_val k = deleted, d;
-  int rc = R().mdb_cursor_get(probe, &k, &d, MDB_SET_RANGE);
-  const bool hidden_successor = rc == 0 && reserved_key(&k);
-  if (hidden_successor) rc = skip_hidden(probe, true, &k, &d);
-  R().mdb_cursor_close(probe);
-  if (!hidden_successor && rc == 0) return;
-  if (rc == 0) {
-    MDB_val visible = k;
-    R().mdb_cursor_get(mc, &visible, &d, MDB_SET);
-    set_state(mc, Virtual::kPendingNext);
-    return;
+std::vector<MDB_cursor *> standing_on(MDB_txn *txn, const MDB_val &key, MDB_cursor *except) {
+  std::vector<MDB_cursor *> out;
+  for (MDB_cursor *mc : cursors_of(txn)) {
+    if (mc == except) continue;
+    State st = peek_full(mc);
+    if (st.v == Virtual::kUninit || st.v == Virtual::kPastEnd) continue;
+    MDB_val k{st.key.size(), st.key.data()}, d;
+    // Side-effect free: a real cursor with LMDB's C_DEL, which GET_CURRENT
+    // would clear, is a kNativeDel and not looked at.
+    if (st.v != Virtual::kNativeDel && R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) != 0)
+      continue;
+    if (k.mv_size == key.mv_size && std::memcmp(k.mv_data, key.mv_data, k.mv_size) == 0)
+      out.push_back(mc);
   }
-  if (rc == MDB_NOTFOUND) set_state(mc, visibly_empty(mc) ? Virtual::kUninit : Virtual::kPastEnd);
+  return out;
 }
 
-void opened(MDB_cursor *mc) {
+void after_delete(MDB_txn *txn, const MDB_val &deleted, std::vector<MDB_cursor *> others,
+                  MDB_cursor *deleter) {
+  std::vector<MDB_cursor *> moved = others;
+  if (deleter) moved.push_back(deleter);
+  // LMDB's cursors that stood on the deleted key now stand on its successor
+  // in the visible tree, and their next MDB_NEXT returns it. So do the real
+  // ones when that successor is also the real one; when it is hidden, they
+  // are put on the visible successor without C_DEL (so they can be looked
+  // at freely), and the virtual state keeps the pending next.
+  MDB_cursor *probe = nullptr;
+  if (R().mdb_cursor_open(txn, kMainDbi, &probe) != 0) return;
+  MDB_val k = deleted, d;
+  int rc = R().mdb_cursor_get(probe, &k, &d, MDB_SET_RANGE);
+  if (rc == 0 && !reserved_key(&k)) {
+    const std::string successor(static_cast<const char *>(k.mv_data), k.mv_size);
+    for (MDB_cursor *mc : moved) set_state(mc, Virtual::kNativeDel, true, successor);
+    R().mdb_cursor_close(probe);
+    return;
+  }
+  if (rc == 0) rc = skip_hidden(probe, true, &k, &d);
+  if (rc == 0) {
+    for (MDB_cursor *mc : moved) {
+      MDB_val visible = k, vd;
+      R().mdb_cursor_get(mc, &visible, &vd, MDB_SET);
+      set_state(mc, Virtual::kPendingNext);
+    }
+    R().mdb_cursor_close(probe);
+    return;
+  }
+  if (rc != MDB_NOTFOUND) {
+    R().mdb_cursor_close(probe);
+    return;
+  }
+  // Nothing visible after it: past the end, unless nothing visible is left.
+  rc = R().mdb_cursor_get(probe, &k, &d, MDB_LAST);
+  if (rc == 0 && reserved_key(&k)) rc = skip_hidden(probe, false, &k, &d);
+  R().mdb_cursor_close(probe);
+  if (rc == 0) {
+    for (MDB_cursor *mc : moved) set_state(mc, Virtual::kPastEnd, true);
+  } else if (rc == MDB_NOTFOUND) {
+    emptied(txn);
+    // LMDB marks the deleted item's other cursors before it finds the tree
+    // empty, and the deleting cursor only after, which it then never reaches.
+    for (MDB_cursor *mc : others) set_state(mc, Virtual::kUninit, true);
+  }
+}
+
+void opened(MDB_cursor *mc, bool writable) {
   std::lock_guard lock(g_mu);
-  g_main_cursors[mc] = R().mdb_cursor_txn(mc);
+  g_main_cursors[mc] = Registered{R().mdb_cursor_txn(mc), writable};
 }
 
 void emptied(MDB_txn *txn) {
   std::lock_guard lock(g_mu);
-  for (const auto &[mc, t] : g_main_cursors)
-    if (t == txn) g_states[mc] = Entry{Virtual::kUninit, txn};
+  for (const auto &[mc, r] : g_main_cursors) {
+    if (!r.writable || R().mdb_cursor_txn(mc) != txn) continue;
+    auto it = g_states.find(mc);
+    const bool del = it != g_states.end() && it->second.st.del;  // LMDB keeps C_DEL
+    g_states[mc] = Entry{State{Virtual::kUninit, del, false, {}}, txn};
+  }
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
 void forget_txn(MDB_txn *txn) {
   std::lock_guard lock(g_mu);
   std::erase_if(g_states, [txn](const auto &e) { return e.second.txn == txn; });
-  std::erase_if(g_main_cursors, [txn](const auto &e) { return e.second == txn; });
+  std::erase_if(g_main_cursors, [txn](const auto &e) { return e.second.opened_in == txn; });
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
@@ -324,16 +485,21 @@ void forget(MDB_cursor *mc) {
   g_count.store(g_states.size(), std::memory_order_relaxed);
 }
 
-void repositioned(MDB_cursor *mc) {
-  if (g_count.load(std::memory_order_relaxed) != 0) set_state(mc, Virtual::kNone);
-}
-
-void after_main_delete(MDB_txn *txn) {
-  MDB_cursor *probe = nullptr;
-  if (R().mdb_cursor_open(txn, kMainDbi, &probe) != 0) return;
-  const bool empty = visibly_empty(probe);
-  R().mdb_cursor_close(probe);
-  if (empty) emptied(txn);
+void repositioned(MDB_cursor *mc, int rc, const MDB_val *key, bool real_put) {
+  if (g_count.load(std::memory_order_relaxed) == 0) return;
+  const State st = peek_full(mc);
+  // A refused put leaves LMDB's C_DEL in place: the next MDB_NEXT returns the
+  // existing key the put found. The real cursor kept its own C_DEL only if
+  // the real put was refused (not the shim's look for the last key).
+  if (rc == MDB_KEYEXIST && st.del) {
+    if (real_put && st.v == Virtual::kNativeDel && key)
+      set_state(mc, Virtual::kNativeDel, true,
+                std::string(static_cast<const char *>(key->mv_data), key->mv_size));
+    else  // an append is refused after LMDB looked at the last key
+      set_state(mc, Virtual::kPendingNext, true, {}, !real_put);
+    return;
+  }
+  set_state(mc, Virtual::kNone);
 }
 
 int guard_delete(MDB_cursor *mc, MDB_val *current) {

@@ -468,8 +468,17 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
   if (is_reserved_handle(txn, dbi)) return EINVAL;
   if (dbi == kMainDbi && reserved_key(key)) return EACCES;
   WriteTarget t = write_target(txn, dbi);
+  if (dbi == kMainDbi && key && t.frame) {
+    // The key may point into the map, which the delete changes.
+    const std::string deleted(view(*key));
+    const auto moved = main_cursor::standing_on(txn, *key, nullptr);
+    int rc = R().mdb_del(txn, dbi, key, data);
+    if (rc) return rc;
+    main_cursor::after_delete(txn, MDB_val{deleted.size(), const_cast<char *>(deleted.data())},
+                              moved, nullptr);
+    return note_change(t, dbi, deleted, Op::kDelete);
+  }
   int rc = R().mdb_del(txn, dbi, key, data);
-  if (rc == 0 && dbi == kMainDbi) main_cursor::after_main_delete(txn);
   if (rc || !t.frame) return rc;
   const Op op = (data && is_dupsort(txn, dbi)) ? Op::kUnknown : Op::kDelete;
   return note_change(t, dbi, view(*key), op);
@@ -478,20 +487,18 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
   if (is_reserved_handle(txn, dbi)) return EINVAL;
   int rc = R().mdb_cursor_open(txn, dbi, cursor);
-  if (rc == 0 && dbi == kMainDbi) main_cursor::opened(*cursor);
+  if (rc == 0 && dbi == kMainDbi) main_cursor::opened(*cursor, write_target(txn, dbi).frame != nullptr);
   return rc;
 }
 
 int cursor_renew(MDB_txn *txn, MDB_cursor *mc) {
-  main_cursor::forget(mc);
   int rc = R().mdb_cursor_renew(txn, mc);
-  if (rc == 0 && R().mdb_cursor_dbi(mc) == kMainDbi) main_cursor::opened(mc);
+  if (rc) return rc;  // a refused renewal leaves the cursor as it was
+  main_cursor::forget(mc);
+  if (R().mdb_cursor_dbi(mc) == kMainDbi) main_cursor::opened(mc, false);
   return rc;
 }
 
-int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
-  return main_cursor::get(mc, key, data, op);
-}
 
 int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
   if (!mc || !key) return R().mdb_cursor_put(mc, key, data, flags);
@@ -508,14 +515,15 @@ int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
     return MDB_BAD_VALSIZE;
   if (dbi == kMainDbi && t.frame && data && !(flags & ~kPutFlags)) {
     if (int rc = append_on_main(t.frame->txn, key, &flags, mc)) {
-      main_cursor::repositioned(mc);
+      main_cursor::repositioned(mc, rc, key, false);
       return rc;
     }
   }
   const std::size_t multiple_in = (flags & MDB_MULTIPLE) && data ? data[1].mv_size : 0;
   int rc = R().mdb_cursor_put(mc, key, data, flags);
   // A put searches first: even a refused one (MDB_KEYEXIST) moved the cursor.
-  if ((rc == 0 || rc == MDB_KEYEXIST) && dbi == kMainDbi) main_cursor::repositioned(mc);
+  if ((rc == 0 || rc == MDB_KEYEXIST) && dbi == kMainDbi)
+    main_cursor::repositioned(mc, rc, key, true);
   // MDB_MULTIPLE may store some items and then fail: they were written, and
   // LMDB reports how many in data[1] (left untouched by an early refusal).
   const bool partial = rc && multiple_in && data[1].mv_size && data[1].mv_size != multiple_in;
@@ -538,20 +546,22 @@ int cursor_del(MDB_cursor *mc, unsigned flags) {
   }
   std::string key;
   bool have_key = false;
+  std::vector<MDB_cursor *> moved;
   if (t.frame || dbi == kMainDbi) {
     MDB_val k, d;
     if (R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0) {
       if (dbi == kMainDbi && t.frame) {
         if (int rc = main_cursor::guard_delete(mc, &k)) return rc;
+        moved = main_cursor::standing_on(R().mdb_cursor_txn(mc), k, mc);
       }
       key.assign(view(k));
       have_key = true;
     }
   }
   int rc = R().mdb_cursor_del(mc, flags);
-  if (rc == 0 && dbi == kMainDbi && have_key) {
-    main_cursor::after_delete(mc, MDB_val{key.size(), key.data()});
-    main_cursor::after_main_delete(R().mdb_cursor_txn(mc));
+  if (rc == 0 && dbi == kMainDbi && t.frame && have_key) {
+    main_cursor::after_delete(R().mdb_cursor_txn(mc), MDB_val{key.size(), key.data()},
+                              std::move(moved), mc);
   }
   if (rc || !t.frame || !have_key) return rc;
   const bool whole_key = !is_dupsort(t.frame->txn, dbi) || (flags & MDB_NODUPDATA);

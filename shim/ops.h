@@ -7,6 +7,9 @@
 
 #include <cstdint>
 
+#include "main_cursor.h"
+#include "real_lmdb.h"
+
 namespace trlmdb::ops {
 
 int env_create(MDB_env **env);
@@ -33,7 +36,20 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data);
 
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor);
 int cursor_renew(MDB_txn *txn, MDB_cursor *mc);
-int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op);
+// The hottest read. The common case costs one real call and a prefix check:
+// no cursor has a virtual state, the key is an output, and the real cursor
+// did not land on a hidden record of the main database.
+inline int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
+  if (__builtin_expect(main_cursor::g_virtual_count.load(std::memory_order_relaxed) != 0 || !key ||
+                           main_cursor::is_seek(op),
+                       0))
+    return main_cursor::get(mc, key, data, op);
+  const MDB_val orig_key = *key, orig_data = data ? *data : MDB_val{};
+  int rc = real().mdb_cursor_get(mc, key, data, op);
+  if (__builtin_expect(rc == 0 && main_cursor::maybe_reserved_key(key), 0))
+    return main_cursor::landed(mc, key, data, op, orig_key, orig_data);
+  return rc;
+}
 int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags);
 int cursor_del(MDB_cursor *mc, unsigned flags);
 // The cursor is closed or renewed: its virtual position goes.

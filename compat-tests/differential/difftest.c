@@ -264,6 +264,7 @@ typedef struct {
   int rd;
   int st;       /* ST_* as of generation gen */
   uint64_t gen;
+  int stale;    /* an ancestor's cursor after a child commit: never used again */
 } cu_t;
 static cu_t cu[MAXCUR];
 
@@ -275,10 +276,17 @@ static cu_t cu[MAXCUR];
  * operations are only issued when the position is known to be on an item
  * (otherwise the generator positions the cursor first). Any modification
  * (wgen) makes every position unknown. */
-enum { ST_UNINIT, ST_VALID, ST_UNKNOWN };
+/* ST_MISSED: a missed MDB_SET/MDB_SET_KEY on the main database. LMDB leaves
+ * the cursor at a place that depends on where its leaf pages split, which the
+ * shim's reserved records shift (README, "Where the shim differs", 8): the
+ * next operation on such a cursor is an absolute positioning one. */
+enum { ST_UNINIT, ST_VALID, ST_UNKNOWN, ST_MISSED };
 static uint64_t wgen = 1;
 static void touch(void) { wgen++; }
-static int cur_st(int i) { return cu[i].gen == wgen ? cu[i].st : ST_UNKNOWN; }
+static int cur_st(int i) {
+  if (cu[i].st == ST_MISSED) return ST_MISSED; /* writes elsewhere do not move it */
+  return cu[i].gen == wgen ? cu[i].st : ST_UNKNOWN;
+}
 static void set_st(int i, int st) {
   cu[i].st = st;
   cu[i].gen = wgen;
@@ -1228,6 +1236,15 @@ static void commit_write(int s) {
   lend();
   end_txn_model(s, rc == 0);
   if (is_root && rc == 0) print_committed(h);
+  if (!is_root && rc == 0) {
+    /* LMDB 0.9.24: an unpositioned cursor of an ancestor keeps a pointer to
+     * the ancestor's dirty root page, which the child's commit frees when the
+     * child has its own copy (mdb_txn_commit, "Merge our dirty list"); its
+     * next positioning reads freed memory. Such cursors are left alone until
+     * their txn ends. */
+    for (int i = 0; i < MAXCUR; i++)
+      if (cu[i].used && !cu[i].rd && cu[i].tx >= 0) cu[i].stale = 1;
+  }
 }
 
 static void op_txn_write(void) {
@@ -1509,6 +1526,11 @@ static void op_drop(int s) {
     return;
   }
   if (del == 1 && p > 0 && cursors_on(p)) del = 0;
+  /* mdb_drop(1) closes the handle at once for the whole environment: in a
+   * nested txn that aborts, the parent still holds the database as dirty and
+   * its commit writes the record under whatever name the freed slot has then
+   * (corrupting the environment); so only in top-level txns */
+  if (del == 1 && tx[s].parent >= 0) del = 0;
   if (del == 1 && p > 0 && tx[s].child >= 0) return;
   touch();
   int rc = mdb_drop(tx[s].t, db[p].dbi, del);
@@ -1639,7 +1661,7 @@ static const struct {
 };
 
 static int cursor_usable(int i) {
-  if (!cu[i].used || cu[i].tx < 0) return 0;
+  if (!cu[i].used || cu[i].tx < 0 || cu[i].stale) return 0;
   if (cu[i].rd) return !tx[cu[i].tx].reset;
   return cu[i].tx == innermost();
 }
@@ -1674,6 +1696,7 @@ static void op_cursor_open(int s) {
   cu[i].tx = s;
   cu[i].p = p;
   cu[i].rd = tx[s].rd;
+  cu[i].stale = 0;
   set_st(i, ST_UNINIT);
 }
 
@@ -1686,7 +1709,9 @@ static int cget(int i, MDB_cursor_op op, const char *name, MDB_val *k, MDB_val *
   if (!k) lput(" nullkey");
   int rc = mdb_cursor_get(cu[i].c, k, d, op);
   RC(rc);
-  if (rc != 0)
+  if (rc == MDB_NOTFOUND && p == 0 && (op == MDB_SET || op == MDB_SET_KEY))
+    set_st(i, ST_MISSED);
+  else if (rc != 0)
     set_st(i, ST_UNKNOWN);
   else if (op != MDB_GET_MULTIPLE)
     set_st(i, ST_VALID);
@@ -1706,7 +1731,7 @@ static int cget(int i, MDB_cursor_op op, const char *name, MDB_val *k, MDB_val *
  * it first (see ST_*); returns 0 when that failed (skip the operation). */
 static int ensure_pos(int i, MDB_cursor_op op) {
   int p = cu[i].p;
-  if (!(db[p].flags & MDB_DUPSORT)) return 1;
+  if (!(db[p].flags & MDB_DUPSORT) && cur_st(i) != ST_MISSED) return 1;
   switch (op) {
     case MDB_FIRST: case MDB_LAST: case MDB_SET: case MDB_SET_KEY: case MDB_SET_RANGE:
     case MDB_GET_BOTH: case MDB_GET_BOTH_RANGE:
