@@ -36,13 +36,17 @@ with env.begin() as txn:
     print("people:", [(k.decode(), v.decode()) for k, v in txn.cursor(db=people)])
 PY
 
-if [ -x "$UTILS/mdb_load_real" ]; then
-  say "Debian's mdb_load (built from Debian's source) found liblmdb.so.0 in $DROPIN"
-  printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n linus\n Torvalds\n margaret\n Hamilton\nDATA=END\n' |
-    LD_LIBRARY_PATH=$DROPIN "$UTILS/mdb_load_real" -s people "$work/env"
-  say "Debian's mdb_dump -a through the shim: the reserved databases are invisible"
-  LD_LIBRARY_PATH=$DROPIN "$UTILS/mdb_dump_real" -a -p "$work/env"
-fi
+REAL_UTILS=$UTILS/lmdb-utils-real          # Debian's lmdb-utils, linked against liblmdb.so.0
+RELINKED_UTILS=$UTILS/lmdb-utils-relinked  # the same programs relinked against libtrlmdb
+say "Debian's mdb_load finds the drop-in liblmdb.so.0 on its library path"
+printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n linus\n Torvalds\n margaret\n Hamilton\nDATA=END\n' |
+  LD_LIBRARY_PATH=$DROPIN "$REAL_UTILS/mdb_load" -s people "$work/env"
+
+say "Debian's mdb_dump -a, relinked against libtrlmdb: the reserved databases are invisible"
+"$RELINKED_UTILS/mdb_dump" -a -p "$work/env"
+
+say "The same mdb_dump on the real LMDB shows the bookkeeping it hides"
+"$REAL_UTILS/mdb_dump" -a "$work/env" | grep '^database=' || true
 
 say "trlmdb stat"
 "$TRLMDB" stat "$work/env"

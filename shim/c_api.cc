@@ -169,8 +169,10 @@ TRLMDB_API int mdb_cursor_renew(MDB_txn *txn, MDB_cursor *cursor) {
 }
 TRLMDB_API MDB_txn *mdb_cursor_txn(MDB_cursor *cursor) { return real().mdb_cursor_txn(cursor); }
 TRLMDB_API MDB_dbi mdb_cursor_dbi(MDB_cursor *cursor) { return real().mdb_cursor_dbi(cursor); }
+// No re-entry guard: the shim calls nothing of its own from here, and what the
+// real library may call back (a dup sub-cursor) is never the main database.
 TRLMDB_API int mdb_cursor_get(MDB_cursor *cursor, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
-  TRLMDB_READ(mdb_cursor_get, cursor_get, cursor, key, data, op);
+  return ops::cursor_get(cursor, key, data, op);
 }
 TRLMDB_API int mdb_cursor_put(MDB_cursor *cursor, MDB_val *key, MDB_val *data, unsigned int flags) {
   TRLMDB_CORE(mdb_cursor_put, cursor_put, cursor, key, data, flags);

@@ -1,7 +1,7 @@
 # Runs trlmdb-bench with tiny sizes and checks that it succeeds and reports a
 # row for every workload. Invoked by ctest: cmake -DBENCH=... -DWORKDIR=... -P
 execute_process(
-  COMMAND ${BENCH} --num 2000 --sync-num 20 --reads 2000 --repeat 1 --read-envs 1
+  COMMAND ${BENCH} --num 2000 --sync-num 20 --reads 2000 --repeat 1 --read-envs 1 --turn-ms 0
           --read-samples 2 --min-sample-ms 1 --quiet --dir ${WORKDIR}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}")
