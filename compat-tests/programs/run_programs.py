@@ -54,13 +54,15 @@ run_scenario.py): it passes only if those kinds of failure were detected.
 """
 
 import argparse
-import difflib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from compat_common import clean_env, env_dirs, show_diff  # noqa: E402
 
 RESERVED_PLAIN = b"_trlmdb_"
 RESERVED_HEX = RESERVED_PLAIN.hex().encode()
@@ -131,17 +133,6 @@ def filter_subdb_records(data, names):
 
 # ---------------------------------------------------------------- running
 
-def clean_env():
-    env = dict(os.environ)
-    for var in list(env):
-        if var in ("LD_PRELOAD", "LD_LIBRARY_PATH") or var.startswith("TRLMDB_"):
-            del env[var]
-    env["LC_ALL"] = "C"
-    env["PYTHONHASHSEED"] = "0"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
 def mode_env(args, mode):
     env = clean_env()
     if mode == "preload":
@@ -149,33 +140,6 @@ def mode_env(args, mode):
     elif mode == "libpath":
         env["LD_LIBRARY_PATH"] = args.dropin
     return env
-
-
-def env_dirs(root):
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        if "data.mdb" in files:
-            found.append(dirpath)
-    return sorted(found)
-
-
-def show_diff(label, want, got):
-    """A unified diff of a window around the first difference (difflib is
-    quadratic: never run it on whole megabyte outputs)."""
-    w = want.decode("utf-8", "backslashreplace").splitlines()
-    g = got.decode("utf-8", "backslashreplace").splitlines()
-    first = 0
-    while first < len(w) and first < len(g) and w[first] == g[first]:
-        first += 1
-    start = max(0, first - 3)
-    lines = list(difflib.unified_diff(w[start:first + 150], g[start:first + 150],
-                                      "real " + label, label, lineterm="", n=2))
-    for line in lines[:60]:
-        print("    " + line)
-    if len(lines) > 60:
-        print("    ... (%d more diff lines in this window)" % (len(lines) - 60))
-    print("    (%d lines in the reference, %d here; first difference at line %d)"
-          % (len(w), len(g), first + 1))
 
 
 class Step:
