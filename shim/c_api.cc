@@ -31,9 +31,9 @@ struct Inside {
 }  // namespace
 
 // A call that needs the shim: straight to the real function when nested.
-#define TRLMDB_CORE(name, op, ...)                       \
-  if (t_inside) return real().name(__VA_ARGS__);         \
-  Inside inside_;                                        \
+#define TRLMDB_CORE(name, op, ...)               \
+  if (t_inside) return real().name(__VA_ARGS__); \
+  Inside inside_;                                \
   return ops::op(__VA_ARGS__)
 
 // Reads need no guard of their own: they only ever call the real library.
@@ -43,8 +43,8 @@ struct Inside {
 
 // Calls that leave a handle owned by the program: handles of the reserved
 // databases are refused as if never opened.
-#define TRLMDB_USER_DBI(txn, dbi, name, ...)                                     \
-  if (!t_inside && ops::is_reserved_handle(txn, dbi)) return EINVAL;              \
+#define TRLMDB_USER_DBI(txn, dbi, name, ...)                         \
+  if (!t_inside && ops::is_reserved_handle(txn, dbi)) return EINVAL; \
   return real().name(__VA_ARGS__)
 
 TRLMDB_API char *mdb_version(int *major, int *minor, int *patch) {
@@ -56,7 +56,9 @@ TRLMDB_API int mdb_env_create(MDB_env **env) { TRLMDB_CORE(mdb_env_create, env_c
 TRLMDB_API int mdb_env_open(MDB_env *env, const char *path, unsigned int flags, mdb_mode_t mode) {
   TRLMDB_CORE(mdb_env_open, env_open, env, path, flags, mode);
 }
-TRLMDB_API int mdb_env_copy(MDB_env *env, const char *path) { return real().mdb_env_copy(env, path); }
+TRLMDB_API int mdb_env_copy(MDB_env *env, const char *path) {
+  return real().mdb_env_copy(env, path);
+}
 TRLMDB_API int mdb_env_copyfd(MDB_env *env, mdb_filehandle_t fd) {
   return real().mdb_env_copyfd(env, fd);
 }
@@ -216,8 +218,12 @@ TRLMDB_API void mdb_midl_sort(MDB_IDL ids) { real().mdb_midl_sort(ids); }
 TRLMDB_API unsigned mdb_mid2l_search(MDB_ID2L ids, MDB_ID id) {
   return real().mdb_mid2l_search(ids, id);
 }
-TRLMDB_API int mdb_mid2l_insert(MDB_ID2L ids, MDB_ID2 *id) { return real().mdb_mid2l_insert(ids, id); }
-TRLMDB_API int mdb_mid2l_append(MDB_ID2L ids, MDB_ID2 *id) { return real().mdb_mid2l_append(ids, id); }
+TRLMDB_API int mdb_mid2l_insert(MDB_ID2L ids, MDB_ID2 *id) {
+  return real().mdb_mid2l_insert(ids, id);
+}
+TRLMDB_API int mdb_mid2l_append(MDB_ID2L ids, MDB_ID2 *id) {
+  return real().mdb_mid2l_append(ids, id);
+}
 
 // trlmdb's own API (include/trlmdb.h).
 TRLMDB_API const char *trlmdb_version(int *major, int *minor, int *patch) {

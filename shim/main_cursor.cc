@@ -253,8 +253,8 @@ bool virtual_get(const Call &c, State st, MDB_cursor_op op, int *rc) {
       return true;
     }
   }
-  const bool positionless = op == MDB_GET_CURRENT || op == MDB_GET_MULTIPLE ||
-                            op == MDB_FIRST_DUP || op == MDB_LAST_DUP;
+  const bool positionless =
+      op == MDB_GET_CURRENT || op == MDB_GET_MULTIPLE || op == MDB_FIRST_DUP || op == MDB_LAST_DUP;
   switch (v) {
     case Virtual::kUninit:
       if (st.del && op == MDB_NEXT_DUP) {  // as in kPendingNext, then uninitialised
@@ -321,8 +321,7 @@ int real_get(const Call &c, MDB_cursor_op op, bool seek_on_main) {
   MDB_val scratch{0, nullptr};
   MDB_val *k = (c.key || !key_is_output(op)) ? c.key : &scratch;
   int rc = R().mdb_cursor_get(c.mc, k, c.data, op);
-  if (rc == 0 && reserved_key(k) && (seek_on_main || is_main(c.mc)))
-    return landed_on_hidden(c, op);
+  if (rc == 0 && reserved_key(k) && (seek_on_main || is_main(c.mc))) return landed_on_hidden(c, op);
   if (rc == MDB_NOTFOUND && seek_on_main) {
     if (visibly_empty(c.mc))
       set_state(c.mc, Virtual::kUninit);  // LMDB's lookup in an empty tree
@@ -346,13 +345,13 @@ int get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
   return get_slow(mc, key, data, op, key ? *key : MDB_val{}, data ? *data : MDB_val{}, -1);
 }
 
-int landed(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
-           const MDB_val &orig_key, const MDB_val &orig_data) {
+int landed(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op, const MDB_val &orig_key,
+           const MDB_val &orig_data) {
   return get_slow(mc, key, data, op, orig_key, orig_data, 0);
 }
 
-int get_slow(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
-             const MDB_val &orig_key, const MDB_val &orig_data, int landed_rc) {
+int get_slow(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op, const MDB_val &orig_key,
+             const MDB_val &orig_data, int landed_rc) {
   Call c{mc, key, data, orig_key, orig_data};
   if (landed_rc == 0) {
     // Reached from the fast path: the real call already ran and landed on a

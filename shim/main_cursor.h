@@ -11,7 +11,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-
 #include <vector>
 
 namespace trlmdb::main_cursor {
@@ -25,8 +24,8 @@ extern std::atomic<std::size_t> g_virtual_count;
 int get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op);
 // The fast path's real call landed on a hidden record; `orig_*` are the
 // program's key and data before it.
-int landed(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op,
-           const MDB_val &orig_key, const MDB_val &orig_data);
+int landed(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op, const MDB_val &orig_key,
+           const MDB_val &orig_data);
 
 inline bool maybe_reserved_key(const MDB_val *k) {
   static_assert(sizeof "_trlmdb_" - 1 == 8);

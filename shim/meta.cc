@@ -9,9 +9,7 @@
 namespace trlmdb {
 
 namespace {
-MDB_val as_val(std::string_view s) {
-  return MDB_val{s.size(), const_cast<char *>(s.data())};
-}
+MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char *>(s.data())}; }
 }  // namespace
 
 int open_reserved(MDB_txn *txn, bool create, ReservedDbis *out) {

@@ -28,7 +28,9 @@ int locked_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi
 constexpr unsigned kPutFlags = MDB_NOOVERWRITE | MDB_NODUPDATA | MDB_CURRENT | MDB_RESERVE |
                                MDB_APPEND | MDB_APPENDDUP | MDB_MULTIPLE;
 
-std::string_view view(const MDB_val &v) { return {static_cast<const char *>(v.mv_data), v.mv_size}; }
+std::string_view view(const MDB_val &v) {
+  return {static_cast<const char *>(v.mv_data), v.mv_size};
+}
 
 using main_cursor::reserved_key;
 
@@ -487,7 +489,8 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
   if (is_reserved_handle(txn, dbi)) return EINVAL;
   int rc = R().mdb_cursor_open(txn, dbi, cursor);
-  if (rc == 0 && dbi == kMainDbi) main_cursor::opened(*cursor, write_target(txn, dbi).frame != nullptr);
+  if (rc == 0 && dbi == kMainDbi)
+    main_cursor::opened(*cursor, write_target(txn, dbi).frame != nullptr);
   return rc;
 }
 
@@ -498,7 +501,6 @@ int cursor_renew(MDB_txn *txn, MDB_cursor *mc) {
   if (R().mdb_cursor_dbi(mc) == kMainDbi) main_cursor::opened(mc, false);
   return rc;
 }
-
 
 int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
   if (!mc || !key) return R().mdb_cursor_put(mc, key, data, flags);

@@ -32,7 +32,7 @@ void load_once() {
   const char *path = real_lmdb_path();
   void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!handle) die(path, dlerror());
-#define TRLMDB_RESOLVE(name)                                          \
+#define TRLMDB_RESOLVE(name)                                               \
   g_real.name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name)); \
   if (!g_real.name) die(#name, dlerror());
   TRLMDB_LMDB_FUNCTIONS(TRLMDB_RESOLVE)
