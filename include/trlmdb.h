@@ -38,6 +38,40 @@ int trlmdb_env_node(MDB_env *env, uint32_t *node);
  *  EINVAL if env or ts is NULL. */
 int trlmdb_last_commit_ts(MDB_env *env, unsigned char ts[TRLMDB_TS_SIZE]);
 
+/** @brief Replication status of an environment, as this process sees it. */
+typedef struct TRLMDB_repl_status {
+  /** 1 if this process runs the replicator of env; 0 if it has none (not
+   *  configured, read-only, or another process holds the environment's
+   *  replicator lock: then only that process reports peers). */
+  int running;
+  /** Bound TCP port of the listening address (useful with port 0); 0 if not listening. */
+  unsigned listen_port;
+  /** Peers configured (TRLMDB_PEERS / peers / connect). */
+  unsigned peers_configured;
+  /** Peers with an authenticated session for env (incoming ones included). */
+  unsigned peers_connected;
+  /** Entries of _trlmdb_recent not yet acknowledged by every connected peer. */
+  uint64_t backlog;
+  /** Bytes sent to and received from peers for env, framing and encryption included. */
+  uint64_t bytes_sent, bytes_received;
+  /** Changes received from peers and written (newer than the local entry). */
+  uint64_t changes_applied;
+} TRLMDB_repl_status;
+
+/** @brief Fills *status for env.
+ *  @return 0; EINVAL if env or status is NULL or env was not opened through trlmdb. */
+int trlmdb_repl_status(MDB_env *env, TRLMDB_repl_status *status);
+
+/** @brief Waits until every peer connected to env has acknowledged every
+ *  change committed to env (by any process) before the call. With no peer
+ *  connected there is nothing to wait for. Do not call it inside a write
+ *  transaction of env: the replicator needs the write lock to record
+ *  acknowledgements.
+ *  @param timeout_ms  how long to wait at most.
+ *  @return 0 when done; ETIMEDOUT; EINVAL if env is NULL or this process
+ *  does not run env's replicator (trlmdb_repl_status says running == 0). */
+int trlmdb_repl_sync(MDB_env *env, unsigned timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

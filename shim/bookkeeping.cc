@@ -95,6 +95,9 @@ int flush_pending(EnvState *st, Frame *frame) {
   if (recent_cur) real().mdb_cursor_close(recent_cur);
   if (time_cur) real().mdb_cursor_close(time_cur);
   if (rc == 0) rc = meta_put_clock(txn, st->reserved.meta, ts.time);
+  // Other processes (a `trlmdb serve`) must not write these databases.
+  for (const std::string &name : st->take_unrecorded_comparators())
+    if (rc == 0) rc = meta_put_custom_compare(txn, st->reserved.meta, name);
   if (rc) return rc;
   frame->pending.clear();
   frame->last_stamp = ts;

@@ -9,6 +9,7 @@
 #include "midl_abi.h"
 #include "ops.h"
 #include "real_lmdb.h"
+#include "replicator.h"
 #include "trlmdb.h"
 
 #define TRLMDB_API extern "C" __attribute__((visibility("default")))
@@ -137,10 +138,16 @@ TRLMDB_API int mdb_drop(MDB_txn *txn, MDB_dbi dbi, int del) {
   TRLMDB_CORE(mdb_drop, drop, txn, dbi, del);
 }
 TRLMDB_API int mdb_set_compare(MDB_txn *txn, MDB_dbi dbi, MDB_cmp_func *cmp) {
-  TRLMDB_USER_DBI(txn, dbi, mdb_set_compare, txn, dbi, cmp);
+  if (t_inside) return real().mdb_set_compare(txn, dbi, cmp);
+  if (ops::is_reserved_handle(txn, dbi)) return EINVAL;
+  Inside inside_;
+  return ops::set_comparator(txn, dbi, cmp, false);
 }
 TRLMDB_API int mdb_set_dupsort(MDB_txn *txn, MDB_dbi dbi, MDB_cmp_func *cmp) {
-  TRLMDB_USER_DBI(txn, dbi, mdb_set_dupsort, txn, dbi, cmp);
+  if (t_inside) return real().mdb_set_dupsort(txn, dbi, cmp);
+  if (ops::is_reserved_handle(txn, dbi)) return EINVAL;
+  Inside inside_;
+  return ops::set_comparator(txn, dbi, cmp, true);
 }
 TRLMDB_API int mdb_set_relfunc(MDB_txn *txn, MDB_dbi dbi, MDB_rel_func *rel) {
   TRLMDB_USER_DBI(txn, dbi, mdb_set_relfunc, txn, dbi, rel);
@@ -233,6 +240,15 @@ TRLMDB_API const char *trlmdb_version(int *major, int *minor, int *patch) {
   return "trlmdb " TRLMDB_VERSION_STRING;
 }
 TRLMDB_API int trlmdb_env_node(MDB_env *env, uint32_t *node) { return ops::env_node(env, node); }
+TRLMDB_API int trlmdb_repl_status(MDB_env *env, TRLMDB_repl_status *status) {
+  return trlmdb::repl::status(env, status);
+}
+TRLMDB_API int trlmdb_repl_sync(MDB_env *env, unsigned timeout_ms) {
+  return trlmdb::repl::sync(env, timeout_ms);
+}
+
+// The library carries the replicator: configured environments get one.
+__attribute__((constructor)) static void install_replicator() { trlmdb::repl::install(); }
 TRLMDB_API int trlmdb_last_commit_ts(MDB_env *env, unsigned char ts[TRLMDB_TS_SIZE]) {
   return ops::last_commit_ts(env, ts);
 }

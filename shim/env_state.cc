@@ -1,5 +1,7 @@
 #include "env_state.h"
 
+#include <utility>
+
 #include "real_lmdb.h"
 
 namespace trlmdb {
@@ -73,6 +75,28 @@ void EnvState::pop_frames(std::size_t depth) {
   std::lock_guard lock(frames_mu_);
   if (depth < frames_.size()) frames_.resize(depth);
   top_.store(frames_.empty() ? nullptr : frames_.back().get(), std::memory_order_release);
+}
+
+void EnvState::note_comparator(MDB_dbi dbi) {
+  const std::string *name = db_name(dbi);
+  if (!name) return;
+  std::lock_guard lock(cmp_mu_);
+  for (const std::string &n : cmp_names_)
+    if (n == *name) return;
+  cmp_names_.push_back(*name);
+  cmp_unrecorded_.push_back(*name);
+}
+
+bool EnvState::has_comparator(std::string_view name) const {
+  std::lock_guard lock(cmp_mu_);
+  for (const std::string &n : cmp_names_)
+    if (n == name) return true;
+  return false;
+}
+
+std::vector<std::string> EnvState::take_unrecorded_comparators() {
+  std::lock_guard lock(cmp_mu_);
+  return std::exchange(cmp_unrecorded_, {});
 }
 
 void EnvState::set_last_commit(const Ts &ts) {

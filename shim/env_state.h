@@ -80,6 +80,18 @@ class EnvState {
   // Removes the frames at `depth` and above.
   void pop_frames(std::size_t depth);
 
+  // The replicator's per-environment object (replicator/), if it runs.
+  std::atomic<void *> repl{nullptr};
+
+  // Databases the program gave a comparator in this process
+  // (mdb_set_compare / mdb_set_dupsort). The replicator must not write such
+  // a database before then; the names are also recorded in _trlmdb_meta
+  // ("cmp\0name") by the next write transaction, for other processes.
+  void note_comparator(MDB_dbi dbi);
+  bool has_comparator(std::string_view name) const;
+  // Names noted but not yet recorded in _trlmdb_meta; clears the list.
+  std::vector<std::string> take_unrecorded_comparators();
+
   void set_last_commit(const Ts &ts);
   std::optional<Ts> last_commit() const;
 
@@ -92,6 +104,10 @@ class EnvState {
   std::mutex frames_mu_;
   std::vector<std::unique_ptr<Frame>> frames_;
   std::atomic<Frame *> top_{nullptr};
+
+  mutable std::mutex cmp_mu_;
+  std::vector<std::string> cmp_names_;
+  std::vector<std::string> cmp_unrecorded_;
 
   mutable std::mutex last_mu_;
   std::optional<Ts> last_commit_;

@@ -68,6 +68,29 @@ int meta_put_clock(MDB_txn *txn, MDB_dbi meta, uint64_t t) {
   return real().mdb_put(txn, meta, &k, &v, 0);
 }
 
+namespace {
+std::string custom_compare_key(std::string_view dbname) {
+  std::string k("cmp");
+  k.push_back('\0');
+  k.append(dbname);
+  return k;
+}
+}  // namespace
+
+int meta_has_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, bool *yes) {
+  const std::string key = custom_compare_key(dbname);
+  MDB_val k = as_val(key), v;
+  int rc = real().mdb_get(txn, meta, &k, &v);
+  *yes = rc == 0;
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int meta_put_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname) {
+  const std::string key = custom_compare_key(dbname);
+  MDB_val k = as_val(key), v{0, nullptr};
+  return real().mdb_put(txn, meta, &k, &v, 0);
+}
+
 int write_stamp(MDB_txn *txn, const ReservedDbis &dbis, std::string_view xkey, const Ts &ts) {
   unsigned char buf[kTsSize];
   encode_ts(ts, buf);

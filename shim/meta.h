@@ -30,6 +30,11 @@ int meta_init_node(MDB_txn *txn, MDB_dbi meta, uint32_t preferred, uint32_t *nod
 int meta_get_clock(MDB_txn *txn, MDB_dbi meta, uint64_t *t);
 int meta_put_clock(MDB_txn *txn, MDB_dbi meta, uint64_t t);
 
+// Databases whose key or duplicate order comes from a comparator the program
+// registers: key "cmp\0<dbname>" in the meta database, empty value.
+int meta_has_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, bool *yes);
+int meta_put_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname);
+
 // A fresh random node word: upper 24 bits random and non-zero, LSB 0.
 uint32_t random_node_word();
 

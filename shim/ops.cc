@@ -13,6 +13,7 @@
 #include "format.h"
 #include "main_cursor.h"
 #include "real_lmdb.h"
+#include "repl_hooks.h"
 
 namespace trlmdb::ops {
 
@@ -172,6 +173,9 @@ int commit_frame(EnvState *st, std::size_t depth) {
   if (rc && opened) st->reserved_ready.store(false, std::memory_order_release);
   if (rc == 0 && last) st->set_last_commit(*last);
   if (rc == 0 && opened) st->reserved_committed.store(true, std::memory_order_release);
+  if (rc == 0 && last) {
+    if (const ReplHooks *h = repl_hooks()) h->committed(st);
+  }
   return rc;
 }
 
@@ -226,6 +230,16 @@ int drop_main(const WriteTarget &t, MDB_txn *txn) {
 }
 
 }  // namespace
+
+int set_comparator(MDB_txn *txn, MDB_dbi dbi, MDB_cmp_func *cmp, bool dup) {
+  int rc = dup ? R().mdb_set_dupsort(txn, dbi, cmp) : R().mdb_set_compare(txn, dbi, cmp);
+  EnvState *st = txn_state(txn);
+  if (rc || !st || !cmp) return rc;
+  st->note_comparator(dbi);
+  if (const ReplHooks *h = repl_hooks(); h && st->repl.load(std::memory_order_acquire))
+    h->comparator(st);
+  return rc;
+}
 
 bool is_reserved_handle(MDB_txn *txn, MDB_dbi dbi) {
   if (dbi <= kMainDbi || dbi > g_max_reserved_dbi.load(std::memory_order_relaxed)) return false;
@@ -285,7 +299,7 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
   st->on_open(st->user_maxdbs + kReservedDbCount + 2);
   if (st->read_only) {
     open_reserved_read_only(st);
-    return 0;
+    return 0;  // nothing to replicate into: no replicator
   }
   // Reserved databases that exist are opened now, so they hold their handle
   // slots (the program's maxdbs stays exact) and the node word is known. A
@@ -305,6 +319,7 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
   } else if (setup != 0) {
     R().mdb_txn_abort(txn);
   }
+  if (const ReplHooks *h = repl_hooks()) h->opened(st, path, flags);
   return 0;
 }
 
@@ -318,6 +333,9 @@ int env_info(MDB_env *env, MDB_envinfo *info) {
 
 void env_close(MDB_env *env) {
   EnvState *st = env_state(env);
+  if (st && st->repl.load(std::memory_order_acquire)) {
+    if (const ReplHooks *h = repl_hooks()) h->closing(st);
+  }
   R().mdb_env_close(env);
   delete st;
 }

@@ -55,6 +55,10 @@ int cursor_del(MDB_cursor *mc, unsigned flags);
 // The cursor is closed or renewed: its virtual position goes.
 void cursor_forget(MDB_cursor *mc);
 
+// mdb_set_compare (dup = false) / mdb_set_dupsort (dup = true); the
+// replicator must know which databases need the program's comparator.
+int set_comparator(MDB_txn *txn, MDB_dbi dbi, MDB_cmp_func *cmp, bool dup);
+
 // Handles of the reserved databases are not the program's: calls naming one
 // fail as they would for a handle that was never opened.
 bool is_reserved_handle(MDB_txn *txn, MDB_dbi dbi);

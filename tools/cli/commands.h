@@ -16,5 +16,6 @@ extern const Command kVerifyCommand;
 extern const Command kStatCommand;
 extern const Command kDigestCommand;
 extern const Command kAdoptCommand;
+extern const Command kServeCommand;
 
 }  // namespace trlmdb::cli

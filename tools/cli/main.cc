@@ -1,6 +1,8 @@
 // `trlmdb`: the command-line tool of trlmdb. Dispatches to the subcommands of
 // commands.h; reads and writes environments through the real liblmdb (never
-// through the shim), using the shim's format, clock and meta helpers.
+// through the shim's exported C API), using the shim's format, clock and meta
+// helpers. `serve` alone opens its environment through the shim's C++ core,
+// which starts the replicator.
 #include <lmdb.h>
 
 #include <cerrno>
@@ -19,8 +21,8 @@
 namespace trlmdb::cli {
 namespace {
 
-const Command *const kCommands[] = {&kVerifyCommand, &kStatCommand, &kDigestCommand,
-                                    &kAdoptCommand};
+const Command *const kCommands[] = {&kVerifyCommand, &kStatCommand, &kDigestCommand, &kAdoptCommand,
+                                    &kServeCommand};
 
 void print_usage(std::FILE *out) {
   std::fputs(

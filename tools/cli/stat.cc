@@ -1,9 +1,22 @@
 // `trlmdb stat ENV`: what the bookkeeping of an environment looks like.
 // The output is a list of sections; a later section (the replicator's) is
 // one more entry in kSections.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +37,14 @@ const char kHelp[] =
     "the node word, the clock high-water mark (UTC and raw), the entries of\n"
     "_trlmdb_time (puts and tombstones) and _trlmdb_recent, and for every user\n"
     "database its name, flags, entries and distinct keys.\n"
+    "\n"
+    "Then the replicator of ENV, if a process runs it (a program using libtrlmdb\n"
+    "or `trlmdb serve`), from the status it writes every 200 ms: its process,\n"
+    "node, listening address, backlog (changes not yet acknowledged by every\n"
+    "peer), bytes sent and received, changes applied, and for every peer its\n"
+    "address, direction (out: configured, in: it connected to us), state, node,\n"
+    "last contact, entries awaiting acknowledgement, bytes sent and received, and\n"
+    "why it is not connected. Otherwise \"replicator: not running\".\n"
     "\n"
     "options:\n"
     "  -h, --help  show this help\n";
@@ -141,6 +162,212 @@ void print_databases(const StatContext &ctx) {
   }
 }
 
+// --- the replicator ----------------------------------------------------------
+//
+// The process running an environment's replicator holds an exclusive flock on
+// <env>/trlmdb.lock and rewrites <env>/trlmdb.status every 200 ms; a process
+// killed with SIGKILL leaves the status file behind but not the lock.
+
+struct PeerStatus {
+  std::string addr, dir;
+  std::map<std::string, std::string> fields;  // state, node, last_contact, ...
+  std::string note;
+};
+
+struct ReplStatus {
+  std::map<std::string, std::string> fields;  // pid, env, node, backlog, listen, ...
+  std::vector<PeerStatus> peers;
+};
+
+ReplStatus parse_status(const std::string &text) {
+  ReplStatus out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::size_t sp = line.find(' ');
+    if (sp == std::string::npos) continue;
+    const std::string key = line.substr(0, sp), rest = line.substr(sp + 1);
+    if (key != "peer") {
+      out.fields[key] = rest;
+      continue;
+    }
+    // peer ADDR DIR k=v ... [note=TEXT TO THE END OF THE LINE]
+    PeerStatus p;
+    std::string body = rest;
+    if (std::size_t n = body.find(" note="); n != std::string::npos) {
+      p.note = body.substr(n + 6);
+      body.resize(n);
+    }
+    std::istringstream words(body);
+    words >> p.addr >> p.dir;
+    std::string word;
+    while (words >> word) {
+      const std::size_t eq = word.find('=');
+      if (eq != std::string::npos) p.fields[word.substr(0, eq)] = word.substr(eq + 1);
+    }
+    out.peers.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::string field(const std::map<std::string, std::string> &m, const char *key,
+                  const char *missing = "?") {
+  auto it = m.find(key);
+  return it == m.end() || it->second.empty() ? missing : it->second;
+}
+
+enum class LockState { kHeld, kFree, kUnknown };
+
+// Whether some process holds the replicator lock, by trying to take it: a
+// shared lock conflicts with the holder's exclusive one and needs only read
+// access. `holder` gets the pid the holder wrote into the file.
+LockState probe_lock(const std::string &lock_path, std::string *holder, std::string *error) {
+  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return LockState::kFree;
+    *error = std::string("cannot open ") + lock_path + ": " + std::strerror(errno);
+    return LockState::kUnknown;
+  }
+  LockState state = LockState::kFree;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      state = LockState::kHeld;
+      char buf[32] = {};
+      ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+      *holder = std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+      while (!holder->empty() && (holder->back() == '\n' || holder->back() == ' '))
+        holder->pop_back();
+    } else {
+      *error = std::string("cannot check the lock ") + lock_path + ": " + std::strerror(errno);
+      state = LockState::kUnknown;
+    }
+  }
+  ::close(fd);  // releases the lock if we got it
+  return state;
+}
+
+double now_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// "3 s ago" for whole seconds, "3.2 s ago" when the status has fractions.
+std::string contact_age(const std::string &value, double now) {
+  char *end = nullptr;
+  const double t = std::strtod(value.c_str(), &end);
+  if (end == value.c_str() || *end != '\0') return value;
+  if (t <= 0) return "never";
+  const bool fractional = value.find('.') != std::string::npos;
+  double age = (fractional ? now : std::floor(now)) - t;
+  if (age < 0) age = 0;  // a clock step, or the status was written a moment ago
+  char buf[48];
+  if (fractional)
+    std::snprintf(buf, sizeof buf, "%.1f s ago", age);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f s ago", age);
+  return buf;
+}
+
+std::string with_unit(const std::string &n, const char *unit) { return n + " " + unit; }
+
+void print_replicator_status(const ReplStatus &st) {
+  const auto &f = st.fields;
+  std::printf("replicator:     running in process %s (environment \"%s\" on the wire, node %s)\n",
+              field(f, "pid").c_str(), field(f, "env").c_str(), field(f, "node").c_str());
+  std::printf("listening on:   %s\n", field(f, "listen", "- (outgoing connections only)").c_str());
+  std::printf("backlog:        %s changes not yet acknowledged by every peer\n",
+              field(f, "backlog").c_str());
+  std::printf("traffic:        %s sent, %s received, %s applied\n",
+              with_unit(field(f, "sent"), "bytes").c_str(),
+              with_unit(field(f, "received"), "bytes").c_str(),
+              with_unit(field(f, "applied"), "changes").c_str());
+  std::printf("peers:          %zu\n", st.peers.size());
+  if (st.peers.empty()) return;
+
+  const double now = now_seconds();
+  const char *const kHeads[] = {"address",      "dir",          "state", "node",
+                                "last contact", "awaiting ack", "sent",  "received"};
+  constexpr std::size_t kCols = std::size(kHeads);
+  const bool right[kCols] = {false, false, false, false, false, true, true, true};
+  std::vector<std::vector<std::string>> rows;
+  for (const PeerStatus &p : st.peers) {
+    std::string node = field(p.fields, "node", "-");
+    if (node.find_first_not_of('0') == std::string::npos) node = "-";  // never handshaken
+    rows.push_back({p.addr, p.dir, field(p.fields, "state"), node,
+                    contact_age(field(p.fields, "last_contact", "0"), now),
+                    field(p.fields, "awaiting_ack"), field(p.fields, "sent"),
+                    field(p.fields, "received")});
+  }
+  std::size_t w[kCols];
+  for (std::size_t c = 0; c < kCols; ++c) {
+    w[c] = std::strlen(kHeads[c]);
+    for (const auto &r : rows) w[c] = std::max(w[c], r[c].size());
+  }
+  auto print_row = [&](const std::vector<std::string> &cells, const std::string &note) {
+    std::string line;
+    for (std::size_t c = 0; c < kCols; ++c) {
+      const std::string pad(w[c] - cells[c].size(), ' ');
+      line += "  ";
+      line += right[c] ? pad + cells[c] : cells[c] + (c + 1 < kCols || !note.empty() ? pad : "");
+    }
+    if (!note.empty()) line += "  " + note;
+    std::printf("%s\n", line.c_str());
+  };
+  print_row(std::vector<std::string>(std::begin(kHeads), std::end(kHeads)), "note");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::string note = st.peers[i].note;  // may quote a peer: printable bytes only
+    for (char &ch : note)
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    print_row(rows[i], note);
+  }
+}
+
+void print_replicator(const StatContext &ctx) {
+  unsigned flags = 0;
+  check(mdb_env_get_flags(ctx.env.get(), &flags), "mdb_env_get_flags");
+  const std::string &path = ctx.env.path();
+  auto sibling = [&](const char *name) {
+    return flags & MDB_NOSUBDIR ? path + "-" + name : path + "/" + name;
+  };
+
+  std::string text;
+  bool have_status = false;
+  {
+    std::ifstream in(sibling("trlmdb.status"));
+    if (in) {
+      std::ostringstream buf;
+      buf << in.rdbuf();
+      text = buf.str();
+      have_status = true;
+    }
+  }
+  std::string holder, error;
+  const LockState lock = probe_lock(sibling("trlmdb.lock"), &holder, &error);
+  const ReplStatus st = parse_status(text);
+  if (lock == LockState::kFree) {
+    if (have_status) {
+      std::printf("replicator:     not running (stale status from pid %s)\n",
+                  field(st.fields, "pid").c_str());
+    } else {
+      std::printf("replicator:     not running\n");
+    }
+    return;
+  }
+  if (lock == LockState::kHeld && !have_status) {
+    std::printf("replicator:     starting in process %s (no status yet)\n",
+                holder.empty() ? "?" : holder.c_str());
+    return;
+  }
+  if (lock == LockState::kUnknown && !have_status) {
+    std::printf("replicator:     not running (%s)\n", error.c_str());
+    return;
+  }
+  print_replicator_status(st);
+  // The status may be stale: without the lock there is no telling.
+  if (lock == LockState::kUnknown) std::printf("warning:        %s\n", error.c_str());
+}
+
 struct Section {
   const char *name;
   void (*print)(const StatContext &);
@@ -150,6 +377,7 @@ const Section kSections[] = {
     {"environment", print_environment},
     {"bookkeeping", print_bookkeeping},
     {"databases", print_databases},
+    {"replicator", print_replicator},
 };
 
 int run(int argc, char **argv) {

@@ -1,13 +1,16 @@
-"""End-to-end tests of the `trlmdb` command (verify, stat, digest, adopt).
+"""End-to-end tests of the `trlmdb` command (verify, stat, digest, adopt, serve).
 
 Run as: TRLMDB_CLI=path/to/trlmdb python3 test_cli.py [TestClass ...]
-Optional: TRLMDB_SHIM=path/to/libtrlmdb.so for ShimTests.
+Optional: TRLMDB_SHIM=path/to/libtrlmdb.so for ShimTests and ServeTests.
 """
 
 import hashlib
 import os
 import re
+import select
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -91,11 +94,11 @@ class Base(unittest.TestCase):
 class CliTests(Base):
     def test_help_lists_subcommands(self):
         out = self.ok("--help")
-        for cmd in ("verify", "stat", "digest", "adopt"):
+        for cmd in ("verify", "stat", "digest", "adopt", "serve"):
             self.assertRegex(out, r"\n  %s +\S" % cmd)
 
     def test_subcommand_help(self):
-        for cmd in ("verify", "stat", "digest", "adopt"):
+        for cmd in ("verify", "stat", "digest", "adopt", "serve"):
             out = self.ok(cmd, "--help")
             self.assertTrue(out.startswith("usage: trlmdb %s" % cmd), out)
             self.assertEqual(out, self.ok("help", cmd))
@@ -424,6 +427,105 @@ class StatTests(Base):
         out = self.ok("stat", p)
         self.assertIn("bookkeeping:    none (not stamped by trlmdb; run trlmdb adopt)", out)
         self.assertRegex(out, r'\n  "x" +DUPSORT\|DUPFIXED +2 +1\n')
+
+
+class StatReplicatorTests(Base):
+    """The replicator section of `trlmdb stat`, from a status file written
+    here and the lock held (or not) by this process, as a replicator would."""
+
+    def setUp(self):
+        super().setUp()
+        self.env = self.path()
+        fx.build_consistent(self.env)
+        self.lock_fd = None
+        self.addCleanup(self.release)
+
+    def release(self):
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def hold_lock(self, pid):
+        import fcntl
+        self.lock_fd = os.open(os.path.join(self.env, "trlmdb.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(self.lock_fd, b"%d\n" % pid)
+
+    def write_status(self, text):
+        with open(os.path.join(self.env, "trlmdb.status"), "w") as f:
+            f.write(textwrap.dedent(text).lstrip())
+
+    def section(self):
+        out = self.ok("stat", self.env)
+        i = out.index("\nreplicator:")
+        self.assertIn("\nuser databases: 6\n", out[:i], "the other sections come first, unchanged")
+        return out[i + 1:]
+
+    def test_not_running(self):
+        self.assertEqual(self.section(), "replicator:     not running\n")
+        self.hold_lock(4242)  # a lock file alone, released: still not running
+        self.release()
+        self.assertEqual(self.section(), "replicator:     not running\n")
+        self.assertEqual(os.listdir(self.env).count("trlmdb.status"), 0)
+
+    def test_stale_status(self):
+        self.write_status("pid 31337\nenv env\nnode abcdef00\nbacklog 0\n")
+        self.assertEqual(self.section(), "replicator:     not running (stale status from pid 31337)\n")
+        self.hold_lock(31337)
+        self.release()  # a lock file nobody holds: the same
+        self.assertEqual(self.section(), "replicator:     not running (stale status from pid 31337)\n")
+
+    def test_starting(self):
+        self.hold_lock(555)
+        self.assertEqual(self.section(), "replicator:     starting in process 555 (no status yet)\n")
+
+    def test_running(self):
+        self.hold_lock(os.getpid())
+        now = time.time()
+        self.write_status("""
+            pid %d
+            env shard-1
+            path %s
+            node 1a2b3c00
+            backlog 17
+            listen 127.0.0.1:7000
+            sent 123456
+            received 654
+            applied 12
+            peer 10.0.0.2:7000 out state=connected node=0badf000 last_contact=%d awaiting_ack=3 sent=1000 received=20
+            peer 10.0.0.3:7000 out state=backoff node=00000000 last_contact=0 awaiting_ack=0 sent=0 received=0 note=connection refused: is the peer up?
+            peer 127.0.0.1:51234 in state=handshake node=00000000 last_contact=%.3f awaiting_ack=0 sent=7 received=9 future=field
+            """ % (os.getpid(), self.env, int(now) - 3, now - 1.5))
+        out = self.section()
+        lines = out.splitlines()
+        self.assertEqual(lines[:6], [
+            'replicator:     running in process %d (environment "shard-1" on the wire, node 1a2b3c00)' % os.getpid(),
+            "listening on:   127.0.0.1:7000",
+            "backlog:        17 changes not yet acknowledged by every peer",
+            "traffic:        123456 bytes sent, 654 bytes received, 12 changes applied",
+            "peers:          3",
+            "  address          dir  state      node      last contact  awaiting ack  sent  received  note",
+        ])
+        self.assertRegex(lines[6], r"^  10\.0\.0\.2:7000    out  connected  0badf000  [34] s ago     +3  1000        20$")
+        self.assertEqual(lines[7], "  10.0.0.3:7000    out  backoff    -         never                    0     0         0  connection refused: is the peer up?")
+        self.assertRegex(lines[8], r"^  127\.0\.0\.1:51234  in   handshake  -         1\.[5-9] s ago +0     7         9$")
+        self.assertEqual(len(lines), 9)
+
+    def test_outgoing_only(self):
+        self.hold_lock(os.getpid())
+        self.write_status("pid 1\nenv e\nnode 00000100\nbacklog 0\nsent 0\nreceived 0\napplied 0\n")
+        out = self.section()
+        self.assertIn("\nlistening on:   - (outgoing connections only)\n", out)
+        self.assertTrue(out.endswith("\npeers:          0\n"), out)
+
+    def test_nosubdir(self):
+        self.release()
+        p = os.path.join(self.tmp, "file.mdb")
+        fx.build_consistent(p, subdir=False)
+        with open(p + "-trlmdb.status", "w") as f:
+            f.write("pid 99\nenv file.mdb\n")
+        self.assertTrue(self.ok("stat", p).endswith(
+            "\nreplicator:     not running (stale status from pid 99)\n"))
 
 
 def expected_digest(dbs):
@@ -842,6 +944,256 @@ class ShimTests(Base):
         self.assertRegex(out, r"^ok: \d+ keys in 4 databases\n$")
         self.assertEqual(self.digest(with_shim), self.digest(without))
         self.assertEqual(self.adopt(with_shim)[0], (0, 0, 0))
+
+
+class ServeTests(Base):
+    """`trlmdb serve` hosting the replicator of environments written by
+    short-lived programs, and the replicator section of `trlmdb stat`. Nodes
+    run on loopback with port 0; every wait is bounded."""
+
+    SECRET = "cli-serve-test-secret"
+    WAIT = 20  # seconds, for anything that should take milliseconds
+
+    WRITER = textwrap.dedent("""
+        import sys, lmdb
+        env = lmdb.open(sys.argv[1], max_dbs=8, map_size=64 << 20)
+        db = env.open_db(b"things")
+        with env.begin(write=True) as txn:
+            for i in range(int(sys.argv[3])):
+                txn.put(b"%s-%04d" % (sys.argv[2].encode(), i), b"value %d" % i, db=db)
+            txn.put(sys.argv[2].encode(), b"main", db=env.open_db(None, txn=txn))
+        env.close()
+    """)
+
+    def setUp(self):
+        super().setUp()
+        self.procs, self.logs = [], []
+        self.addCleanup(self.kill_all)
+
+    def kill_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+            p.stdout.close()
+        for f in self.logs:
+            f.close()
+
+    def clean_env(self, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRLMDB_")}
+        env.update(extra)
+        return env
+
+    def node(self, name, listen="127.0.0.1:0", peers=()):
+        """An empty environment directory named "db" (the name on the wire)
+        with its trlmdb.conf, which writers read too."""
+        path = self.path(os.path.join(name, "db"))
+        with open(os.path.join(path, "trlmdb.conf"), "w") as f:
+            f.write("# written by the test\nlisten = %s\nsecret = %s\n" % (listen, self.SECRET))
+            for peer in peers:
+                f.write("peers = %s\n" % peer)
+        return path
+
+    def start(self, path, *opts, env=None):
+        """Starts `trlmdb serve`; returns (process, port, node) once it is serving."""
+        errlog = open(os.path.join(self.tmp, "serve-%d.err" % len(self.procs)), "w+b")
+        self.logs.append(errlog)
+        p = subprocess.Popen([CLI, "serve", *opts, path], stdout=subprocess.PIPE, stderr=errlog,
+                             env=env or self.clean_env())
+        self.procs.append(p)
+        ready, _, _ = select.select([p.stdout], [], [], self.WAIT)
+        line = p.stdout.readline().decode() if ready else ""
+        errlog.seek(0)
+        m = re.match(r"^serving (.+) as node ([0-9a-f]{8}), listening on 127\.0\.0\.1:(\d+)\n$", line)
+        self.assertIsNotNone(m, "serve did not start: %r, stderr: %s" % (
+            line, errlog.read().decode(errors="replace")))
+        self.assertEqual(m.group(1), path)
+        return p, int(m.group(3)), m.group(2)
+
+    def stop(self, p, sig=signal.SIGTERM):
+        p.send_signal(sig)
+        rc = p.wait(timeout=self.WAIT)
+        self.assertEqual(rc, 0, "serve exited with %d on signal %d" % (rc, sig))
+        self.assertEqual(p.stdout.read(), b"", "nothing on stdout after the first line")
+
+    def write(self, path, prefix, count=50):
+        prog = os.path.join(self.tmp, "writer.py")
+        with open(prog, "w") as f:
+            f.write(self.WRITER)
+        env = self.clean_env(LD_PRELOAD=SHIM)
+        subprocess.run([sys.executable, prog, path, prefix, str(count)], check=True, env=env,
+                       timeout=self.WAIT)
+
+    def wait_for(self, what, cond):
+        deadline = time.monotonic() + self.WAIT
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.02)
+        self.fail("timed out after %d s waiting for %s" % (self.WAIT, what))
+
+    def peer_rows(self, path):
+        """The rows of the peer table of `trlmdb stat`, as dicts."""
+        out = self.ok("stat", path)
+        rows = []
+        lines = out.splitlines()
+        for i, line in enumerate(lines):
+            if re.match(r"^  address +dir +state +node +last contact +awaiting ack +sent +received +note$", line):
+                for row in lines[i + 1:]:
+                    m = re.match(r"^  (\S+) +(in|out) +(\S+) +(\S+) +(never|\d+(?:\.\d)? s ago) +(\d+) +(\d+) +(\d+)(?:  (.*))?$", row)
+                    if not m:
+                        break
+                    rows.append(dict(zip(("addr", "dir", "state", "node", "last", "awaiting",
+                                          "sent", "received", "note"), m.groups())))
+        return rows, out
+
+    def digests_equal(self, *paths):
+        return len({self.digest(p) for p in paths}) == 1
+
+    def test_two_nodes_converge_and_stop_cleanly(self):
+        if not SHIM:
+            self.skipTest("TRLMDB_SHIM not set (the shim is not built)")
+        a = self.node("a")
+        pa, port_a, node_a = self.start(a)
+        b = self.node("b", peers=["127.0.0.1:%d" % port_a])
+        pb, port_b, node_b = self.start(b, "--log", "warn")
+
+        # Both sides show the session in their replicator section.
+        self.wait_for("a connected peer in `trlmdb stat` of b",
+                      lambda: any(r["state"] == "connected" for r in self.peer_rows(b)[0]))
+        self.wait_for("a connected peer in `trlmdb stat` of a",
+                      lambda: any(r["state"] == "connected" for r in self.peer_rows(a)[0]))
+        rows, out = self.peer_rows(b)
+        self.assertIn("listening on:   127.0.0.1:%d\n" % port_b, out)
+        self.assertRegex(out, r"\nreplicator: +running in process %d \(environment \"db\" on the wire, node [0-9a-f]{8}\)\n" % pb.pid)
+        self.assertRegex(out, r"\nbacklog: +\d+ changes not yet acknowledged by every peer\n")
+        self.assertRegex(out, r"\ntraffic: +\d+ bytes sent, \d+ bytes received, \d+ changes applied\n")
+        self.assertIn("\npeers:          1\n", out)
+        self.assertEqual(len(rows), 1, out)
+        self.assertEqual((rows[0]["addr"], rows[0]["dir"], rows[0]["state"]),
+                         ("127.0.0.1:%d" % port_a, "out", "connected"))
+        self.assertEqual(rows[0]["node"], node_a)
+        self.assertRegex(rows[0]["last"], r"^\d+ s ago$")
+        self.assertGreater(int(rows[0]["sent"]), 0)
+        self.assertGreater(int(rows[0]["received"]), 0)
+        rows_a, _ = self.peer_rows(a)
+        self.assertEqual([(r["dir"], r["state"], r["node"]) for r in rows_a],
+                         [("in", "connected", node_b)])
+
+        # A short-lived program writes a; b gets it, then the other way round.
+        self.write(a, "from-a")
+        self.wait_for("equal digests after a write on a", lambda: self.digests_equal(a, b))
+        env = fx.open_env(b, readonly=True)
+        try:
+            with env.begin(db=env.open_db(b"things")) as txn:
+                self.assertEqual(txn.get(b"from-a-0049"), b"value 49")
+        finally:
+            env.close()
+        self.write(b, "from-b", 10)
+        self.wait_for("equal digests after a write on b", lambda: self.digests_equal(a, b))
+        for p in (a, b):
+            self.assertRegex(self.verify_ok(p), r"^ok: 62 keys in 2 databases\n$")
+
+        self.stop(pa, signal.SIGTERM)
+        self.stop(pb, signal.SIGINT)
+        for p in (a, b):
+            self.assertFalse(os.path.exists(os.path.join(p, "trlmdb.status")))
+            self.assertIn("\nreplicator:     not running\n", self.ok("stat", p))
+
+    def test_refusals(self):
+        env = self.clean_env()
+        bare = self.path("bare")
+        cases = [
+            ([bare], "no replication configured for \"%s\": set TRLMDB_LISTEN / TRLMDB_PEERS or write \"%s/trlmdb.conf\"" % (bare, bare)),
+            ([os.path.join(self.tmp, "missing")], "No such file or directory"),
+            (["--log", "loud", bare], "--log needs error, warn, info or debug"),
+            (["--map-size", "x", bare], "--map-size needs a positive integer"),
+            ([], "missing ENV"),
+        ]
+        for args, message in cases:
+            r = subprocess.run([CLI, "serve", *args], capture_output=True, env=env, timeout=self.WAIT)
+            self.assertEqual(r.returncode, 2, (args, r))
+            self.assertEqual(r.stdout, b"", args)
+            self.assertIn(message, r.stderr.decode(), args)
+        self.assertEqual(os.listdir(bare), [], "nothing may be created without a configuration")
+
+        bad = self.path("bad")
+        with open(os.path.join(bad, "trlmdb.conf"), "w") as f:
+            f.write("peers = not an address\n")
+        r = subprocess.run([CLI, "serve", bad], capture_output=True, env=env, timeout=self.WAIT)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertRegex(r.stderr.decode(), r"^trlmdb serve: bad replication configuration for \"%s\": %s/trlmdb\.conf:1: peers" % (re.escape(bad), re.escape(bad)))
+
+        # Settings from the environment need no file; a non-loopback listener needs a secret.
+        r = subprocess.run([CLI, "serve", bare], capture_output=True, timeout=self.WAIT,
+                           env=self.clean_env(TRLMDB_LISTEN="0.0.0.0:0"))
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn(b"needs a cluster secret", r.stderr)
+
+    def test_one_replicator_per_environment(self):
+        a = self.node("a")
+        p, _, _ = self.start(a)
+        r = subprocess.run([CLI, "serve", a], capture_output=True, env=self.clean_env(),
+                           timeout=self.WAIT)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("not serving: the replicator of this environment runs in process %d\n" % p.pid,
+                      r.stderr.decode())
+        self.assertIsNone(p.poll(), "the first serve keeps running")
+        # A new environment gets a map that can take in what the peers hold.
+        self.assertIn("\nmap size:       1073741824 bytes", self.ok("stat", a))
+        self.stop(p)
+        # Once it is gone the environment can be served again.
+        p, _, _ = self.start(a)
+        self.stop(p)
+
+    def test_stat_after_sigkill_reports_stale_status(self):
+        a = self.node("a")
+        p, port, _ = self.start(a)
+        status = os.path.join(a, "trlmdb.status")
+        self.wait_for("the status file", lambda: os.path.exists(status))
+        out = self.ok("stat", a)
+        self.assertIn("listening on:   127.0.0.1:%d\n" % port, out)
+        self.assertIn("\npeers:          0\n", out)
+        p.kill()
+        p.wait(timeout=self.WAIT)
+        self.assertTrue(os.path.exists(status), "SIGKILL leaves the status file behind")
+        self.assertIn("\nreplicator:     not running (stale status from pid %d)\n" % p.pid,
+                      self.ok("stat", a))
+        # Restarting takes over the environment at once.
+        p2, _, _ = self.start(a)
+        self.wait_for("a fresh status", lambda: ("running in process %d " % p2.pid) in self.ok("stat", a))
+        self.stop(p2)
+
+    def test_nosubdir_environment_configured_by_variables(self):
+        p = os.path.join(self.tmp, "data.mdb")
+        env = fx.open_env(p, subdir=False)
+        env.close()
+        proc, port, _ = self.start(p, "--map-size", str(128 << 20),
+                                   env=self.clean_env(TRLMDB_LISTEN="127.0.0.1:0"))
+        self.wait_for("the status file", lambda: os.path.exists(p + "-trlmdb.status"))
+        out = self.ok("stat", p)
+        self.assertIn("\nreplicator:     running in process %d (environment \"data.mdb\"" % proc.pid, out)
+        self.assertIn("\nlistening on:   127.0.0.1:%d\n" % port, out)
+        self.stop(proc)
+        self.assertFalse(os.path.exists(p + "-trlmdb.status"))
+        self.assertTrue(self.ok("stat", p).endswith("\nreplicator:     not running\n"))
+
+    def test_peer_that_is_down(self):
+        # A configured peer nobody listens on: serve runs, stat says why it is not connected.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]  # closed again: nobody listens there
+        a = self.node("a", peers=["127.0.0.1:%d" % dead])
+        p, _, _ = self.start(a)
+        self.wait_for("a peer row with a note", lambda: any(
+            r["note"] for r in self.peer_rows(a)[0]))
+        rows, _ = self.peer_rows(a)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual((rows[0]["addr"], rows[0]["dir"], rows[0]["node"], rows[0]["last"]),
+                         ("127.0.0.1:%d" % dead, "out", "-", "never"))
+        self.assertIn(rows[0]["state"], ("backoff", "connecting"))
+        self.stop(p)
 
 
 if __name__ == "__main__":

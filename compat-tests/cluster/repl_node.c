@@ -1,0 +1,502 @@
+/* repl_node: one node of a test cluster, driven line by line on stdin.
+ *
+ *   repl_node ENV [MAPSIZE]
+ *
+ * Opens ENV (a directory, created if missing; its parent must exist) through libtrlmdb with maxdbs
+ * 16 and the map size from the argument, else REPL_NODE_MAPSIZE, else 256 MiB.
+ * Replication is whatever the TRLMDB_* variables of the process configure.
+ * Prints "READY" (or "ERR ..." and exits 1), then answers each command with
+ * exactly one line on stdout, flushed. Errors are "ERR <rc> <message>".
+ *
+ * Tokens are separated by single spaces. A KEY or VALUE token is taken
+ * literally, unless it starts with "hex:": the rest is then hex-decoded (for
+ * binary keys such as INTEGERKEY ones, and for values with spaces). Output
+ * values use the same encoding: literal when every byte is printable ASCII
+ * other than space and the value does not start with "hex:", else "hex:...".
+ * DB is a named database, or "-" for the main database.
+ *
+ *   put DB KEY VALUE        -> "OK <ts hex>" (ts of this commit)
+ *   putdup DB KEY VALUE     -> "OK <ts hex>" (DB created MDB_DUPSORT if missing)
+ *   del DB KEY              -> "OK <ts hex>" | "NOTFOUND"
+ *   deldup DB KEY VALUE     -> "OK <ts hex>" | "NOTFOUND"
+ *   create DB FLAGS         -> "OK"   FLAGS: 0 or names joined by '|', e.g.
+ *                                     DUPSORT|INTEGERKEY (REVERSEKEY DUPSORT
+ *                                     INTEGERKEY DUPFIXED INTEGERDUP REVERSEDUP)
+ *   drop DB 0|1             -> "OK <ts hex>" | "NOTFOUND"
+ *   get DB KEY              -> value | "NOTFOUND" (first duplicate in DUPSORT)
+ *   getdups DB KEY          -> all duplicates, space separated | "NOTFOUND"
+ *   count DB                -> number of entries | "NOTFOUND"
+ *   flags DB                -> the flags as in `create` ("0" for none) | "NOTFOUND"
+ *   putgen DB KEY SIZE SEED -> "OK <ts hex>": a SIZE-byte pseudo-random value
+ *   sum DB KEY              -> "<size> <fnv1a-64 hex>" | "NOTFOUND"
+ *   bulk DB N PREFIX        -> "OK": N puts PREFIX%08d -> PREFIX-v%d, 1000 per txn
+ *   status                  -> "running=R port=P connected=N backlog=N applied=N
+ *                               sent=N received=N configured=N"
+ *   sync MS                 -> rc of trlmdb_repl_sync (0, ETIMEDOUT=110, EINVAL=22)
+ *   node                    -> node word in hex | "NOTFOUND"
+ *   quit                    -> "BYE", closes the environment, exits 0
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <trlmdb.h>
+
+static MDB_env *env;
+
+static void answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void answer(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stdout, fmt, ap);
+  va_end(ap);
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+static void answer_err(int rc) { answer("ERR %d %s", rc, mdb_strerror(rc)); }
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes a token in place; returns 0, or -1 on bad hex. */
+static int decode(char *tok, MDB_val *out) {
+  if (strncmp(tok, "hex:", 4) != 0) {
+    out->mv_data = tok;
+    out->mv_size = strlen(tok);
+    return 0;
+  }
+  const char *h = tok + 4;
+  size_t n = strlen(h);
+  if (n % 2) return -1;
+  for (size_t i = 0; i < n / 2; i++) {
+    int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
+    if (a < 0 || b < 0) return -1;
+    tok[i] = (char)(a * 16 + b);
+  }
+  out->mv_data = tok;
+  out->mv_size = n / 2;
+  return 0;
+}
+
+/* Appends the encoded form of v to the stdout line. */
+static void print_val(const MDB_val *v) {
+  const unsigned char *p = v->mv_data;
+  int literal = v->mv_size > 0 && !(v->mv_size >= 4 && memcmp(p, "hex:", 4) == 0);
+  for (size_t i = 0; literal && i < v->mv_size; i++)
+    if (p[i] <= ' ' || p[i] >= 0x7f) literal = 0;
+  if (literal) {
+    fwrite(p, 1, v->mv_size, stdout);
+    return;
+  }
+  fputs("hex:", stdout);
+  for (size_t i = 0; i < v->mv_size; i++) fprintf(stdout, "%02x", p[i]);
+}
+
+static void print_ts_ok(void) {
+  unsigned char ts[TRLMDB_TS_SIZE];
+  if (trlmdb_last_commit_ts(env, ts) != 0) {
+    answer("OK -");
+    return;
+  }
+  fputs("OK ", stdout);
+  for (int i = 0; i < TRLMDB_TS_SIZE; i++) fprintf(stdout, "%02x", ts[i]);
+  answer("%s", "");
+}
+
+static const struct {
+  const char *name;
+  unsigned flag;
+} kFlags[] = {{"REVERSEKEY", MDB_REVERSEKEY}, {"DUPSORT", MDB_DUPSORT},
+              {"INTEGERKEY", MDB_INTEGERKEY}, {"DUPFIXED", MDB_DUPFIXED},
+              {"INTEGERDUP", MDB_INTEGERDUP}, {"REVERSEDUP", MDB_REVERSEDUP}};
+
+static int parse_flags(char *s, unsigned *out) {
+  *out = 0;
+  if (strcmp(s, "0") == 0) return 0;
+  for (char *save = NULL, *t = strtok_r(s, "|", &save); t; t = strtok_r(NULL, "|", &save)) {
+    size_t i;
+    for (i = 0; i < sizeof kFlags / sizeof kFlags[0]; i++)
+      if (strcmp(t, kFlags[i].name) == 0) break;
+    if (i == sizeof kFlags / sizeof kFlags[0]) return -1;
+    *out |= kFlags[i].flag;
+  }
+  return 0;
+}
+
+static void print_flags(unsigned flags) {
+  int any = 0;
+  for (size_t i = 0; i < sizeof kFlags / sizeof kFlags[0]; i++) {
+    if (!(flags & kFlags[i].flag)) continue;
+    fprintf(stdout, "%s%s", any ? "|" : "", kFlags[i].name);
+    any = 1;
+  }
+  answer("%s", any ? "" : "0");
+}
+
+static const char *dbname(const char *db) { return strcmp(db, "-") == 0 ? NULL : db; }
+
+/* Opens DB in txn; with create, creates it with `flags` when it is missing.
+ * An existing database is opened with its own flags (never 0 forced on it). */
+static int open_db(MDB_txn *txn, const char *db, int create, unsigned flags, MDB_dbi *dbi) {
+  int rc = mdb_dbi_open(txn, dbname(db), 0, dbi);
+  if (rc == MDB_NOTFOUND && create) rc = mdb_dbi_open(txn, dbname(db), MDB_CREATE | flags, dbi);
+  return rc;
+}
+
+/* A write transaction around one operation; fn returns an LMDB rc. */
+typedef int (*write_fn)(MDB_txn *txn, MDB_dbi dbi, void *arg);
+
+static int in_write(const char *db, int create, unsigned flags, write_fn fn, void *arg) {
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  int rc = mdb_txn_begin(env, NULL, 0, &txn);
+  if (rc) return rc;
+  rc = open_db(txn, db, create, flags, &dbi);
+  if (rc == 0) rc = fn(txn, dbi, arg);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
+}
+
+struct kv {
+  MDB_val k, v;
+  unsigned put_flags;
+  int with_data;
+  int del_db;
+};
+
+static int do_put(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  return mdb_put(txn, dbi, &a->k, &a->v, a->put_flags);
+}
+
+static int do_del(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  return mdb_del(txn, dbi, &a->k, a->with_data ? &a->v : NULL);
+}
+
+static int do_drop(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  return mdb_drop(txn, dbi, a->del_db);
+}
+
+static int do_nothing(MDB_txn *txn, MDB_dbi dbi, void *arg) { return 0; }
+
+static void write_answer(int rc) {
+  if (rc == 0)
+    print_ts_ok();
+  else if (rc == MDB_NOTFOUND)
+    answer("NOTFOUND");
+  else
+    answer_err(rc);
+}
+
+/* Read-only lookups: fn prints the answer; NOTFOUND when DB or key is missing. */
+typedef int (*read_fn)(MDB_txn *txn, MDB_dbi dbi, void *arg);
+
+static void in_read(const char *db, read_fn fn, void *arg) {
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+  if (rc) {
+    answer_err(rc);
+    return;
+  }
+  rc = open_db(txn, db, 0, 0, &dbi);
+  if (rc == 0) rc = fn(txn, dbi, arg);
+  /* Commit, not abort: a handle opened in a read-only txn survives a commit. */
+  mdb_txn_commit(txn);
+  if (rc == MDB_NOTFOUND)
+    answer("NOTFOUND");
+  else if (rc)
+    answer_err(rc);
+}
+
+static int rd_get(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  int rc = mdb_get(txn, dbi, &a->k, &a->v);
+  if (rc) return rc;
+  print_val(&a->v);
+  answer("%s", "");
+  return 0;
+}
+
+static int rd_getdups(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc) return rc;
+  rc = mdb_cursor_get(c, &a->k, &a->v, MDB_SET_KEY);
+  if (rc == 0) {
+    unsigned flags = 0;
+    mdb_dbi_flags(txn, dbi, &flags);
+    int first = 1;
+    while (rc == 0) {
+      if (!first) fputc(' ', stdout);
+      print_val(&a->v);
+      first = 0;
+      rc = (flags & MDB_DUPSORT) ? mdb_cursor_get(c, &a->k, &a->v, MDB_NEXT_DUP) : MDB_NOTFOUND;
+    }
+    answer("%s", "");
+    rc = rc == MDB_NOTFOUND ? 0 : rc;
+  }
+  mdb_cursor_close(c);
+  return rc;
+}
+
+static int rd_count(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  MDB_stat st;
+  int rc = mdb_stat(txn, dbi, &st);
+  if (rc == 0) answer("%zu", st.ms_entries);
+  return rc;
+}
+
+static int rd_flags(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  unsigned flags;
+  int rc = mdb_dbi_flags(txn, dbi, &flags);
+  if (rc == 0) print_flags(flags);
+  return rc;
+}
+
+static uint64_t fnv1a(const unsigned char *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+static int rd_sum(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct kv *a = arg;
+  int rc = mdb_get(txn, dbi, &a->k, &a->v);
+  if (rc == 0) answer("%zu %016" PRIx64, a->v.mv_size, fnv1a(a->v.mv_data, a->v.mv_size));
+  return rc;
+}
+
+struct bulk {
+  const char *prefix;
+  long from, to;
+};
+
+static int do_bulk(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct bulk *b = arg;
+  char kbuf[512], vbuf[600];
+  for (long i = b->from; i < b->to; i++) {
+    MDB_val k = {(size_t)snprintf(kbuf, sizeof kbuf, "%s%08ld", b->prefix, i), kbuf};
+    MDB_val v = {(size_t)snprintf(vbuf, sizeof vbuf, "%s-v%ld", b->prefix, i), vbuf};
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* Splits line into at most max tokens at single spaces; returns the count. */
+static int split(char *line, char **tok, int max) {
+  int n = 0;
+  char *save = NULL;
+  for (char *t = strtok_r(line, " \t\r\n", &save); t && n < max;
+       t = strtok_r(NULL, " \t\r\n", &save))
+    tok[n++] = t;
+  return n;
+}
+
+static void command(char *line) {
+  char *t[8];
+  int n = split(line, t, 8);
+  if (n == 0) {
+    answer("ERR 0 empty command");
+    return;
+  }
+  const char *cmd = t[0];
+  struct kv a = {0};
+#define NEED(count)                                               \
+  if (n != (count)) {                                             \
+    answer("ERR 0 usage: %s needs %d arguments", cmd, (count)-1); \
+    return;                                                       \
+  }
+#define KEY(i)                                  \
+  if (decode(t[i], &a.k) || a.k.mv_size == 0) { \
+    answer("ERR 0 bad key");                    \
+    return;                                     \
+  }
+#define VAL(i)                 \
+  if (decode(t[i], &a.v)) {    \
+    answer("ERR 0 bad value"); \
+    return;                    \
+  }
+  if (strcmp(cmd, "put") == 0 || strcmp(cmd, "putdup") == 0) {
+    NEED(4);
+    KEY(2);
+    VAL(3);
+    unsigned create_flags = strcmp(cmd, "putdup") == 0 ? MDB_DUPSORT : 0;
+    write_answer(in_write(t[1], 1, create_flags, do_put, &a));
+  } else if (strcmp(cmd, "del") == 0) {
+    NEED(3);
+    KEY(2);
+    write_answer(in_write(t[1], 0, 0, do_del, &a));
+  } else if (strcmp(cmd, "deldup") == 0) {
+    NEED(4);
+    KEY(2);
+    VAL(3);
+    a.with_data = 1;
+    write_answer(in_write(t[1], 0, 0, do_del, &a));
+  } else if (strcmp(cmd, "create") == 0) {
+    NEED(3);
+    unsigned flags;
+    if (parse_flags(t[2], &flags)) {
+      answer("ERR 0 bad flags");
+      return;
+    }
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0) {
+      rc = mdb_dbi_open(txn, dbname(t[1]), MDB_CREATE | flags, &dbi);
+      if (rc == 0)
+        rc = mdb_txn_commit(txn);
+      else
+        mdb_txn_abort(txn);
+    }
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else if (strcmp(cmd, "drop") == 0) {
+    NEED(3);
+    a.del_db = atoi(t[2]);
+    write_answer(in_write(t[1], 0, 0, do_drop, &a));
+  } else if (strcmp(cmd, "get") == 0) {
+    NEED(3);
+    KEY(2);
+    in_read(t[1], rd_get, &a);
+  } else if (strcmp(cmd, "getdups") == 0) {
+    NEED(3);
+    KEY(2);
+    in_read(t[1], rd_getdups, &a);
+  } else if (strcmp(cmd, "count") == 0) {
+    NEED(2);
+    in_read(t[1], rd_count, &a);
+  } else if (strcmp(cmd, "flags") == 0) {
+    NEED(2);
+    in_read(t[1], rd_flags, &a);
+  } else if (strcmp(cmd, "sum") == 0) {
+    NEED(3);
+    KEY(2);
+    in_read(t[1], rd_sum, &a);
+  } else if (strcmp(cmd, "putgen") == 0) {
+    NEED(5);
+    KEY(2);
+    size_t size = strtoull(t[3], NULL, 10);
+    uint64_t x = strtoull(t[4], NULL, 10) * 0x9e3779b97f4a7c15ull + 1;
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf) {
+      answer_err(ENOMEM);
+      return;
+    }
+    for (size_t i = 0; i < size; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      buf[i] = (unsigned char)(x >> 24);
+    }
+    a.v.mv_data = buf;
+    a.v.mv_size = size;
+    write_answer(in_write(t[1], 1, 0, do_put, &a));
+    free(buf);
+  } else if (strcmp(cmd, "bulk") == 0) {
+    NEED(4);
+    long total = atol(t[2]);
+    struct bulk b = {t[3], 0, 0};
+    int rc = 0;
+    for (long from = 0; rc == 0 && from < total; from += 1000) {
+      b.from = from;
+      b.to = from + 1000 < total ? from + 1000 : total;
+      rc = in_write(t[1], 1, 0, do_bulk, &b);
+    }
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else if (strcmp(cmd, "status") == 0) {
+    NEED(1);
+    TRLMDB_repl_status s;
+    int rc = trlmdb_repl_status(env, &s);
+    if (rc) {
+      answer_err(rc);
+      return;
+    }
+    answer("running=%d port=%u connected=%u backlog=%" PRIu64 " applied=%" PRIu64 " sent=%" PRIu64
+           " received=%" PRIu64 " configured=%u",
+           s.running, s.listen_port, s.peers_connected, s.backlog, s.changes_applied, s.bytes_sent,
+           s.bytes_received, s.peers_configured);
+  } else if (strcmp(cmd, "sync") == 0) {
+    NEED(2);
+    answer("%d", trlmdb_repl_sync(env, (unsigned)atol(t[1])));
+  } else if (strcmp(cmd, "node") == 0) {
+    NEED(1);
+    uint32_t node;
+    int rc = trlmdb_env_node(env, &node);
+    if (rc == MDB_NOTFOUND)
+      answer("NOTFOUND");
+    else if (rc)
+      answer_err(rc);
+    else
+      answer("%08" PRIx32, node);
+  } else if (strcmp(cmd, "touch") == 0) {
+    /* Opens (or creates plain) DB without writing data: a cheap write txn. */
+    NEED(2);
+    int rc = in_write(t[1], 1, 0, do_nothing, NULL);
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else {
+    answer("ERR 0 unknown command %s", cmd);
+  }
+#undef NEED
+#undef KEY
+#undef VAL
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || argc > 3) {
+    fprintf(stderr, "usage: repl_node ENV [MAPSIZE]\n");
+    return 2;
+  }
+  const char *ms = argc == 3 ? argv[2] : getenv("REPL_NODE_MAPSIZE");
+  size_t mapsize = ms && *ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
+  mkdir(argv[1], 0755);
+  int rc = mdb_env_create(&env);
+  if (rc == 0) rc = mdb_env_set_mapsize(env, mapsize);
+  if (rc == 0) rc = mdb_env_set_maxdbs(env, 16);
+  if (rc == 0) rc = mdb_env_open(env, argv[1], 0, 0644);
+  if (rc) {
+    answer("ERR %d %s", rc, mdb_strerror(rc));
+    return 1;
+  }
+  answer("READY");
+  /* getline: values up to tens of MiB in hex would not fit a fixed buffer. */
+  char *line = NULL;
+  size_t cap = 0;
+  while (getline(&line, &cap, stdin) > 0) {
+    if (strncmp(line, "quit", 4) == 0 && (line[4] == '\n' || line[4] == '\0')) break;
+    command(line);
+  }
+  free(line);
+  mdb_env_close(env);
+  answer("BYE");
+  return 0;
+}

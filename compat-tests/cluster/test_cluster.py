@@ -1,0 +1,864 @@
+#!/usr/bin/python3
+"""Multi-node replication tests (issue 3, "Tests"): test_cluster.py CASE ...
+
+Each case starts repl_node processes on loopback (port 0) in its own
+temporary directory, exercises one aspect of replication, and ends, wherever
+the nodes are meant to converge, with `trlmdb digest` equal on every node and
+`trlmdb verify` clean on each (Cluster.wait_converged). Exit status 0 when
+the case holds, 1 with the reason (and the nodes' stderr tails) when not.
+Node stderr (TRLMDB_LOG=debug) is kept in the case's directory on failure.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+
+from cluster import (DEFAULT_SECRET, Cluster, ClusterError, ConvergeError, WaitError,
+                     enc, wait_eq, wait_for)
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def check(cond, msg):
+    if not cond:
+        raise ClusterError(msg)
+
+
+def ts_of(ok_rest):
+    """The ts hex a write's OK answer carries, or None if the node had none."""
+    return None if ok_rest in ("", "-") else ok_rest
+
+
+def ts_seconds(ts_hex):
+    """Wall-clock seconds of an extended ts (DESIGN.md section 1)."""
+    b = bytes.fromhex(ts_hex)
+    return struct.unpack(">I", b[:4])[0] + struct.unpack(">I", b[4:8])[0] / 2.0 ** 32
+
+
+def check_shifted(node, seconds):
+    """node's clock must run `seconds` off: its first write (nothing received
+    yet) carries a ts that far from the real time. Guards the skew cases
+    against a TRLMDB_TEST_CLOCK_SHIFT_MS that does nothing."""
+    ts = ts_of(node.put("-", "clock-probe-" + node.name, "1"))
+    check(ts is not None, "%s: no ts for its write" % node.name)
+    off = ts_seconds(ts) - time.time()
+    check(abs(off - seconds) < 1.5, "%s: clock shifted by %+.1fs, want %+.1fs"
+          % (node.name, off, seconds))
+
+
+# --------------------------------------------------------------------------
+@case
+def two_nodes(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+
+    a.put("-", "ka1", "va1")
+    a.put("t", "k1", "from-a")
+    b.put("-", "kb1", "vb1")
+    b.put("t", "k2", "from-b")
+    a.put("-", b"\x00\xff\x10", b"\x00\x01\x02 \x03")  # binary key and value
+    c.wait_value(b, "-", "ka1", "va1")
+    c.wait_value(b, "t", "k1", "from-a")
+    c.wait_value(b, "-", b"\x00\xff\x10", b"\x00\x01\x02 \x03")
+    c.wait_value(a, "-", "kb1", "vb1")
+    c.wait_value(a, "t", "k2", "from-b")
+
+    # Deletes both ways, of keys written on the other side.
+    a.delete("-", "kb1")
+    b.delete("t", "k1")
+    c.wait_value(b, "-", "kb1", None)
+    c.wait_value(a, "t", "k1", None)
+
+    # Overwrites both ways.
+    b.put("-", "ka1", "va1-by-b")
+    c.wait_value(a, "-", "ka1", "va1-by-b")
+    a.put("t", "k2", "k2-by-a")
+    c.wait_value(b, "t", "k2", "k2-by-a")
+
+    # A few thousand changes in both directions at once.
+    a.send_lines(["bulk bulk_a 3000 a"])
+    b.send_lines(["bulk bulk_b 3000 b"])
+    check(a.answers(1) == ["OK"] and b.answers(1) == ["OK"], "bulk failed")
+    wait_eq(lambda: b.simple("count bulk_a"), "3000", 20, "B to hold A's 3000 keys")
+    wait_eq(lambda: a.simple("count bulk_b"), "3000", 20, "A to hold B's 3000 keys")
+    check(b.get("bulk_a", "a00002999") == "a-v2999", "last bulk key of A wrong on B")
+
+    c.wait_converged([a, b])
+    sa, sb = a.status(), b.status()
+    check(sa["applied"] >= 3000 and sb["applied"] >= 3000,
+          "changes_applied too small: A %s, B %s" % (sa, sb))
+    check(sa["sent"] > 0 and sa["received"] > 0 and sb["sent"] > 0 and sb["received"] > 0,
+          "byte counters not counting: A %s, B %s" % (sa, sb))
+
+
+@case
+def mesh3(c):
+    a, b, cc = c.mesh()
+    nodes = [a, b, cc]
+    for n in nodes:
+        for i in range(20):
+            n.put("-", "%s-main-%02d" % (n.name, i), "v%d-%s" % (i, n.name))
+            n.put("shared", "k%02d" % i, "from-%s" % n.name if i % 3 == ord(n.name) % 3 else "x")
+    cc.ok("bulk bulk_c 3000 c")
+    for n in nodes:
+        for m in nodes:
+            if m is not n:
+                c.wait_value(m, "-", "%s-main-19" % n.name, "v19-%s" % n.name)
+    for n in (a, b):
+        wait_eq(lambda: n.simple("count bulk_c"), "3000", 20,
+                 "%s to hold C's 3000 keys" % n.name)
+    c.wait_converged(nodes)
+    for n in nodes:
+        check(n.simple("count -") is not None, "main db count")
+        check(n.status()["connected"] == 2, "%s lost a peer: %s" % (n.name, n.status()))
+
+
+@case
+def chain(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    cc = c.node("C", peers=[b])
+    b.wait_connected(2)
+    a.wait_connected(1)
+    cc.wait_connected(1)
+
+    a.put("-", "from-a", "1")
+    c.wait_value(cc, "-", "from-a", "1")  # through B
+    cc.put("t", "from-c", "2")
+    c.wait_value(a, "t", "from-c", "2")
+    a.delete("t", "from-c")
+    c.wait_value(cc, "t", "from-c", None)
+    cc.put("-", "from-a", "overwritten-by-c")
+    c.wait_value(a, "-", "from-a", "overwritten-by-c")
+    a.ok("bulk bulk_a 2000 a")
+    wait_eq(lambda: cc.simple("count bulk_a"), "2000", 20, "C to hold A's 2000 keys")
+    c.wait_converged([a, b, cc])
+    check(a.status()["connected"] == 1 and cc.status()["connected"] == 1,
+          "A and C must only see B: A %s, C %s" % (a.status(), cc.status()))
+
+
+@case
+def concurrent_same_key(c):
+    nodes = c.mesh()
+    # Round 1: each node writes every key once, all at about the same time.
+    keys = ["k%02d" % i for i in range(20)]
+    for n in nodes:
+        n.send_lines(["put - %s from-%s" % (k, n.name) for k in keys])
+    written = {k: {} for k in keys}  # key -> {value: ts}
+    for n in nodes:
+        for k, ans in zip(keys, n.answers(len(keys))):
+            check(ans.startswith("OK"), "%s: put %s: %s" % (n.name, k, ans))
+            written[k]["from-" + n.name] = ts_of(ans[3:])
+    # Round 2: a burst of 50 writes of one hot key from every node.
+    for n in nodes:
+        n.send_lines(["put - hot %s-%d" % (n.name, i) for i in range(50)])
+    written["hot"] = {}
+    for n in nodes:
+        for i, ans in enumerate(n.answers(50)):
+            check(ans.startswith("OK"), "%s: put hot: %s" % (n.name, ans))
+            written["hot"]["%s-%d" % (n.name, i)] = ts_of(ans[3:])
+
+    c.wait_converged(nodes)
+    for k, by_value in written.items():
+        finals = {n.name: n.get("-", k) for n in nodes}
+        check(len(set(finals.values())) == 1, "%s differs across nodes: %s" % (k, finals))
+        final = finals["A"]
+        check(final in by_value, "%s: final %r was never written" % (k, final))
+        if all(by_value.values()):
+            tss = sorted(by_value.values())
+            check(len(set(tss)) == len(tss), "%s: two writes got the same ts: %s" % (k, by_value))
+            newest = max(by_value, key=lambda v: by_value[v])
+            check(final == newest, "%s: converged to %r (ts %s), but the newest write is %r "
+                  "(ts %s)" % (k, final, by_value[final], newest, by_value[newest]))
+
+
+@case
+def put_vs_delete(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    b.wait_connected(1)
+    a.wait_connected(1)
+
+    # Causal: a put, a delete after seeing it, a put after seeing the delete.
+    a.put("-", "k", "v1")
+    c.wait_value(b, "-", "k", "v1")
+    b.delete("-", "k")
+    c.wait_value(a, "-", "k", None)
+    a.put("-", "k", "v2")
+    c.wait_value(b, "-", "k", "v2")
+
+    # Concurrent: 20 keys present on both; one side deletes while the other
+    # overwrites. The newer ts wins (delete ts has LSB 0, put ts LSB 1).
+    keys = ["c%02d" % i for i in range(20)]
+    a.send_lines(["put - %s base" % k for k in keys])
+    check(all(x.startswith("OK") for x in a.answers(len(keys))), "base puts")
+    for k in keys:
+        c.wait_value(b, "-", k, "base")
+    dels, puts = {}, {}
+    for i, k in enumerate(keys):
+        deleter, putter = (a, b) if i % 2 == 0 else (b, a)
+        deleter.send_lines(["del - %s" % k])
+        putter.send_lines(["put - %s new-%s" % (k, putter.name)])
+        dels[k] = deleter
+        puts[k] = putter
+    expect = {}
+    # Every node answers in order; collect per node.
+    per_node = {a.name: [], b.name: []}
+    for i, k in enumerate(keys):
+        per_node[dels[k].name].append(("del", k))
+        per_node[puts[k].name].append(("put", k))
+    ts = {}
+    for n in (a, b):
+        for (op, k), ans in zip(per_node[n.name], n.answers(len(per_node[n.name]))):
+            check(ans.startswith("OK"), "%s: %s %s: %s" % (n.name, op, k, ans))
+            ts[(op, k)] = ts_of(ans[3:])
+    for k in keys:
+        if ts[("del", k)] and ts[("put", k)]:
+            expect[k] = None if ts[("del", k)] > ts[("put", k)] else "new-" + puts[k].name
+    # Both sides delete the same key.
+    a.put("-", "both", "x")
+    c.wait_value(b, "-", "both", "x")
+    a.send_lines(["del - both"])
+    b.send_lines(["del - both"])
+    a.answers(1)
+    b.answers(1)
+
+    c.wait_converged([a, b])
+    for k in keys:
+        va, vb = a.get("-", k), b.get("-", k)
+        check(va == vb, "%s: A has %r, B has %r" % (k, va, vb))
+        check(va in (None, "new-" + puts[k].name), "%s: unexpected %r" % (k, va))
+        if k in expect:
+            check(va == expect[k], "%s: converged to %r, but the newer op was %s (del ts %s, "
+                  "put ts %s)" % (k, va, "del" if expect[k] is None else "put",
+                                  ts[("del", k)], ts[("put", k)]))
+    check(a.get("-", "both") is None and b.get("-", "both") is None, "double delete")
+    check(a.get("-", "k") == "v2", "causal put after delete lost")
+
+
+@case
+def clock_skew_within_bound(c):
+    a = c.node("A", env={"TRLMDB_MAX_SKEW_MS": 10000})
+    b = c.node("B", peers=[a], env={"TRLMDB_MAX_SKEW_MS": 10000,
+                                    "TRLMDB_TEST_CLOCK_SHIFT_MS": -3000})
+    a.wait_connected(1)
+    b.wait_connected(1)
+    check_shifted(b, -3.0)
+    for i in range(5):
+        ta = ts_of(a.put("-", "k", "a-%d" % i))
+        c.wait_value(b, "-", "k", "a-%d" % i, timeout=10)
+        # B's wall clock is 3 s behind: only the hybrid clock, advanced by
+        # what B received, makes this causal overwrite newer than A's write.
+        tb = ts_of(b.put("-", "k", "b-%d" % i))
+        if ta and tb:
+            check(tb > ta, "B's overwrite got ts %s, not newer than A's %s" % (tb, ta))
+        c.wait_value(a, "-", "k", "b-%d" % i, timeout=10)
+    # The other direction needs no help, but must hold too.
+    b.put("-", "j", "b")
+    c.wait_value(a, "-", "j", "b")
+    a.put("-", "j", "a")
+    c.wait_value(b, "-", "j", "a")
+    c.wait_converged([a, b])
+    for n in (a, b):
+        check(n.get("-", "k") == "b-4" and n.get("-", "j") == "a",
+              "%s: k=%r j=%r" % (n.name, n.get("-", "k"), n.get("-", "j")))
+
+
+def expect_refused(c, a, b, seconds, pattern, what, marks=None):
+    """A and B must stay unconnected for `seconds`, apply nothing from each
+    other, and both logs (from `marks`, offsets of log_mark()) must have a
+    line matching pattern (paths left out: the case directory's name would
+    match)."""
+    marks = marks or {}
+    a.put("-", "from-a", "1")
+    b.put("-", "from-b", "1")
+    rx = re.compile(pattern, re.I)
+    applied0 = {n.name: n.status()["applied"] for n in (a, b)}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for n in (a, b):
+            st = n.status()
+            check(st["connected"] == 0 and st["applied"] == applied0[n.name],
+                  "%s: %s has a session or applied changes: %s" % (what, n.name, st))
+        time.sleep(0.2)
+    check(b.get("-", "from-a") is None and a.get("-", "from-b") is None,
+          "%s: data crossed" % what)
+    for n in (a, b):
+        text = n.log_text(marks.get(n.name, 0)).replace(c.root, "<dir>")
+        lines = [l for l in text.splitlines() if rx.search(l)]
+        check(lines, "%s: %s's stderr says nothing matching /%s/:\n%s"
+              % (what, n.name, pattern, n.log_tail(15)))
+        print("  %s log: %s" % (n.name, lines[0][:200]))
+    for n in (a, b):
+        rc, out = c.verify(n.env_dir)
+        check(rc == 0, "verify %s: %s" % (n.name, out))
+
+
+@case
+def skew_beyond_bound(c):
+    a = c.node("A", env={"TRLMDB_MAX_SKEW_MS": 60000})
+    b = c.node("B", peers=[a], env={"TRLMDB_MAX_SKEW_MS": 60000,
+                                    "TRLMDB_TEST_CLOCK_SHIFT_MS": 120000})
+    check_shifted(b, 120.0)
+    expect_refused(c, a, b, 4, r"clock|skew", "clock 120 s ahead, bound 60 s")
+    # The refusal was the clock's doing: without the shift they converge.
+    b.stop()
+    b.restart(env={"TRLMDB_TEST_CLOCK_SHIFT_MS": None})
+    b.wait_connected(1)
+    c.wait_value(a, "-", "from-b", "1")
+    c.wait_value(b, "-", "from-a", "1")
+    c.wait_converged([a, b])
+
+
+@case
+def wrong_secret(c):
+    a = c.node("A", secret="alpha-secret")
+    b = c.node("B", peers=[a], secret="beta-secret")
+    expect_refused(c, a, b, 3, r"auth|secret", "wrong secret")
+    b.stop()
+    marks = {"A": a.log_mark(), "B": b.log_mark()}
+    b.restart(secret=None)
+    expect_refused(c, a, b, 2, r"auth|secret", "no secret against a secret", marks)
+    b.stop()
+    b.restart(secret="alpha-secret")
+    b.wait_connected(1)
+    c.wait_value(a, "-", "from-b", "1")
+    c.wait_value(b, "-", "from-a", "1")
+    c.wait_converged([a, b])
+
+
+# --- garbage frames ---------------------------------------------------------
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def frame(body):
+    return struct.pack(">I", len(body)) + body
+
+
+def hello(version=1, cluster=b"trlmdb", env=b"db", node=0x5A5A5A00, wall=None, kx=None):
+    """A HELLO frame body as replicator/handshake.cc lays it out."""
+    if wall is None:
+        wall = int(time.time() * (1 << 32))
+    kx = os.urandom(32) if kx is None else kx
+    return (b"H" + b"TRLM" + struct.pack("<H", version) + varint(len(cluster)) + cluster
+            + varint(len(env)) + env + struct.pack("<IQ", node, wall) + kx + os.urandom(32))
+
+
+def expect_closed(port, payload, what, timeout=8):
+    """Connects, sends payload; the node must close the connection. Returns
+    what it sent before closing, and our end's port (to find its log line)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    mine = s.getsockname()[1]
+    try:
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", mine
+        s.settimeout(timeout)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return got, mine
+                got += chunk
+        except ConnectionResetError:
+            return got, mine
+        except socket.timeout:
+            raise ClusterError("%s: the node kept the connection open %ds" % (what, timeout))
+    finally:
+        s.close()
+
+
+@case
+def garbage_frames(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+    port = a.port
+    rnd = random.Random(3)
+
+    idle = socket.create_connection(("127.0.0.1", port))  # never says anything
+    half = socket.create_connection(("127.0.0.1", port))  # half a frame, then silence
+    half.sendall(b"\x00\x00\x01\x00" + b"H" * 10)
+
+    bad = {}  # our port -> what we sent
+
+    def garbage(payload, what):
+        got, mine = expect_closed(port, payload, what)
+        bad[mine] = what
+        return got
+
+    junk = bytes([0x80]) + bytes(rnd.getrandbits(8) for _ in range(65535))
+    garbage(junk, "64 KiB of random bytes")
+    small = bytes(rnd.getrandbits(8) for _ in range(200))
+    garbage(frame(b"Z" + small), "a small frame of random bytes")
+    garbage(b"\xff\xff\xff\xf0" + b"x" * 64, "announced length 4 GiB")
+    garbage(struct.pack(">I", 40 << 20) + b"x" * 64, "announced length 40 MiB")
+    garbage(struct.pack(">I", 4097) + b"H" * 64, "handshake frame over 4096")
+    garbage(b"\x00\x00\x00\x00", "an empty frame")
+    got = garbage(frame(hello(version=99)), "HELLO of protocol version 99")
+    check(len(got) >= 5 and got[4:5] == b"E",
+          "protocol version 99 refused without an ERROR frame to the peer (got %r)" % got[:40])
+    print("  version 99 answer: %r" % got[5:200])
+    garbage(frame(hello(cluster=b"other-cluster")), "HELLO of another cluster")
+    garbage(frame(hello(env=b"no-such-env")), "HELLO for an unknown environment")
+    # The acceptor may only use the peer's key once AUTH arrives: send one.
+    garbage(frame(hello(kx=bytes(32))) + frame(b"A" + os.urandom(56)),
+            "HELLO with an all-zero key")
+    garbage(frame(hello()[:-7]), "truncated HELLO")
+    garbage(frame(hello() + b"trailing"), "HELLO with trailing bytes")
+    garbage(frame(hello()) + frame(b"A" + os.urandom(32 + 24)), "HELLO then a forged AUTH")
+    garbage(frame(hello()) + frame(b"A" + os.urandom(5)), "HELLO then a short AUTH")
+    # Each refusal is logged, with the address it came from.
+    def unlogged():
+        text = [l for l in a.log_text().splitlines() if "closed by the peer" not in l]
+        return [w for p, w in bad.items()
+                if not any("127.0.0.1:%d" % p in l for l in text)]
+    try:
+        wait_for(lambda: not unlogged(), 5, "A to log every bad connection")
+    except WaitError:
+        raise ClusterError("A's stderr has no line about: %s" % "; ".join(unlogged())) from None
+    for _ in range(30):  # connections opened and dropped at once
+        socket.create_connection(("127.0.0.1", port)).close()
+
+    check(a.alive(), "A died")
+    a.put("-", "after-garbage", "a")
+    c.wait_value(b, "-", "after-garbage", "a")
+    b.put("-", "after-garbage-b", "b")
+    c.wait_value(a, "-", "after-garbage-b", "b")
+    check(a.status()["connected"] == 1, "A lost its real peer: %s" % a.status())
+    idle.close()
+    half.close()
+    check(a.alive(), "A died")
+    c.wait_converged([a, b])
+
+
+@case
+def kill_restart(c):
+    a, b, cc = c.mesh()
+    nodes = [a, b, cc]
+    a.ok("bulk bulk_a 1000 a")
+    b.ok("bulk bulk_b 1000 b")
+    c.wait_converged(nodes)
+
+    # B commits and dies at once: its last commit may not have left; catch-up
+    # after the restart must still deliver it.
+    b.put("-", "b-last-words", "1")
+    b.ok("bulk bulk_b2 500 b2")
+    b.kill()
+    a.ok("bulk bulk_a2 2000 a2")
+    for i in range(0, 1000, 7):
+        a.delete("bulk_a", "a%08d" % i)
+    cc.put("-", "c-while-b-dead", "1")
+    cc.ok("drop bulk_b 1")
+    b.restart()
+    b.wait_connected(2)
+    a.wait_connected(2)
+    cc.wait_connected(2)
+    c.wait_value(b, "-", "c-while-b-dead", "1")
+    c.wait_value(a, "-", "b-last-words", "1")
+    wait_eq(lambda: b.simple("count bulk_a2"), "2000", 30, "B to catch up A's 2000 keys")
+    wait_eq(lambda: a.simple("count bulk_b2"), "500", 30, "A to catch up B's last 500 keys")
+    c.wait_converged(nodes)
+    check(b.simple("count bulk_b") is None, "drop of bulk_b did not reach the restarted B")
+
+    # A, the node nobody's TRLMDB_PEERS lists last, dies: B and C reconnect to it.
+    a.kill()
+    b.put("-", "b-while-a-dead", "1")
+    cc.ok("bulk bulk_c 1000 c")
+    a.restart()
+    a.wait_connected(2)
+    c.wait_value(a, "-", "b-while-a-dead", "1")
+    c.wait_converged(nodes)
+
+
+@case
+def dupsort_drop_flags(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+    u64 = lambda n: struct.pack("<Q", n)  # noqa: E731
+    u32 = lambda n: struct.pack("<I", n)  # noqa: E731
+
+    a.ok("create dups DUPSORT")
+    for v in ("v1", "v2", "v3", "v4", "v5"):
+        a.putdup("dups", "k1", v)
+    for v in ("x1", "x2"):
+        a.putdup("dups", "k2", v)
+    a.ok("create ints INTEGERKEY")
+    for n in (1, 2, 300, 70000):
+        a.put("ints", u64(n), "n%d" % n)
+    a.ok("create idup DUPSORT|DUPFIXED|INTEGERDUP")
+    for n in (5, 1, 9):
+        a.putdup("idup", "k", u32(n))
+    a.ok("create rev REVERSEKEY")
+    a.put("rev", "abc", "1")
+    a.put("rev", "xyz", "2")
+    a.ok("create emptyrd DUPSORT|REVERSEDUP")  # a database with no data at all
+
+    expected = {"dups": "DUPSORT", "ints": "INTEGERKEY", "idup": "DUPSORT|DUPFIXED|INTEGERDUP",
+                "rev": "REVERSEKEY", "emptyrd": "DUPSORT|REVERSEDUP"}
+    for db, fl in expected.items():
+        wait_for(lambda: b.simple("flags " + db) is not None, 15, "B to have database " + db)
+        check(b.simple("flags " + db) == fl,
+              "B created %s with flags %s, A has %s" % (db, b.simple("flags " + db), fl))
+    wait_eq(lambda: b.getdups("dups", "k1"), ["v1", "v2", "v3", "v4", "v5"], 15,
+             "B to hold dups/k1's five duplicates")
+    wait_eq(lambda: b.getdups("dups", "k2"), ["x1", "x2"], 15, "B dups/k2")
+    wait_eq(lambda: b.simple("count ints"), "4", 15, "B ints")
+    check(b.get("ints", u64(70000)) == "n70000", "ints 70000 on B")
+    wait_eq(lambda: b.getdups("idup", "k"), [enc(u32(n)) for n in (1, 5, 9)], 15,
+             "B idup/k in integer order")
+    wait_eq(lambda: b.simple("count rev"), "2", 15, "B rev")
+    check(b.simple("count emptyrd") == "0", "emptyrd on B")
+    # The same flags read without the shim: python3-lmdb (whose flags() has
+    # no reverse_dup) and the header of a real mdb_dump.
+    py_flags = python_db_flags(c, b.env_dir, list(expected))
+    want_py = {"dups": {"dupsort"}, "ints": {"integerkey"},
+               "idup": {"dupsort", "dupfixed", "integerdup"}, "rev": {"reverse_key"},
+               "emptyrd": {"dupsort"}}
+    check(py_flags == {k: sorted(v) for k, v in want_py.items()},
+          "python3-lmdb reads B's flags as %s" % py_flags)
+    for db, fl in expected.items():
+        got = dump_flags(c, b.env_dir, db)
+        want = sorted(f.lower() for f in fl.split("|"))
+        check(got == want, "mdb_dump -s %s on B: flags %s, want %s" % (db, got, want))
+
+    # Duplicates changed on B travel back as the whole set.
+    b.ok("deldup dups k1 v3")
+    b.putdup("dups", "k1", "v9")
+    wait_eq(lambda: a.getdups("dups", "k1"), ["v1", "v2", "v4", "v5", "v9"], 15,
+             "A dups/k1 after B's deldup and putdup")
+    b.delete("dups", "k2")  # all duplicates of a key
+    c.wait_value(a, "dups", "k2", None)
+
+    # drop(…, 0) empties and keeps the database and its flags; drop(…, 1) deletes it.
+    a.ok("drop ints 0")
+    wait_eq(lambda: b.simple("count ints"), "0", 15, "B ints emptied")
+    check(b.simple("flags ints") == "INTEGERKEY", "ints flags after drop 0")
+    # A's program holds a handle on idup when B deletes it; what a stale
+    # handle shows is LMDB's business (as after a drop by another process),
+    # so A's environment is read by fresh processes without the shim.
+    b.ok("drop idup 1")
+    wait_eq(lambda: python_db_flags(c, a.env_dir, ["idup"])["idup"], None, 15,
+            "idup deleted in A's environment (python3-lmdb)")
+    # Re-created with other flags on B: A's replicator, in a process that still
+    # has the old handle, must create it anew with the new flags.
+    b.ok("create idup 0")
+    b.put("idup", "plain", "p")
+    wait_eq(lambda: python_db_flags(c, a.env_dir, ["idup"], items=True)["idup"],
+            [[], [["plain", "p"]]], 15, "idup re-created plain with plain=p in A's environment")
+    check(dump_flags(c, a.env_dir, "idup") == [], "mdb_dump -s idup on A: flags %s"
+          % dump_flags(c, a.env_dir, "idup"))
+    a.put("ints", u64(7), "seven")
+    c.wait_value(b, "ints", u64(7), "seven")
+    c.wait_converged([a, b])
+
+
+PY_FLAGS = r"""
+import json, sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=32, readonly=True, lock=True)
+items = sys.argv[2] == "1"
+out = {}
+with env.begin() as txn:
+    for name in sys.argv[3:]:
+        try:
+            db = env.open_db(name.encode(), txn=txn, create=False)
+        except lmdb.NotFoundError:
+            out[name] = None
+            continue
+        flags = sorted(k for k, v in db.flags(txn).items() if v)
+        if items:
+            kv = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in txn.cursor(db=db)]
+            out[name] = [flags, kv]
+        else:
+            out[name] = flags
+print(json.dumps(out))
+"""
+
+
+def dump_flags(c, env_dir, db):
+    """Database flags in the header of the real (unshimmed) mdb_dump."""
+    from compat_common import clean_env
+    r = subprocess.run([os.path.join(c.utils_bin, "mdb_dump"), "-s", db, env_dir],
+                       capture_output=True, env=clean_env(), timeout=60)
+    check(r.returncode == 0, "mdb_dump -s %s: %s" % (db, r.stderr.decode(errors="replace")))
+    header = r.stdout.decode(errors="replace").split("HEADER=END")[0].splitlines()
+    names = ("reversekey", "dupsort", "integerkey", "dupfixed", "integerdup", "reversedup")
+    return sorted(l.split("=")[0] for l in header if l.split("=")[0] in names and
+                  l.endswith("=1"))
+
+
+def python_db_flags(c, env_dir, names, items=False):
+    """{name: flags} as python3-lmdb (real liblmdb, no shim) reads them, None
+    for a missing database; items: {name: [flags, [[key, value], ...]]}."""
+    from compat_common import clean_env
+    r = subprocess.run([c.python, "-c", PY_FLAGS, env_dir, "1" if items else "0"] + names,
+                       capture_output=True,
+                       env=clean_env(), timeout=60)
+    check(r.returncode == 0, "python3-lmdb flags: %s" % r.stderr.decode(errors="replace"))
+    return json.loads(r.stdout)
+
+
+# --- unmodified programs --------------------------------------------------
+PY_READ_WRITE = r"""
+import json, sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=8, map_size=256 << 20)
+people = env.open_db(b"people")
+with env.begin(write=True) as txn:
+    for kv in sys.argv[2:]:
+        k, _, v = kv.partition("=")
+        txn.put(k.encode(), v.encode(), db=people)
+with env.begin() as txn:
+    print(json.dumps({k.decode(): v.decode() for k, v in txn.cursor(db=people)}))
+env.close()
+"""
+
+
+def dump_pairs(text):
+    """Key/value pairs of `mdb_dump -p` output."""
+    lines = text.splitlines()
+    body = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
+    return {body[i].strip(): body[i + 1].strip() for i in range(0, len(body), 2)}
+
+
+@case
+def lmdb_utils_and_python(c):
+    a, b, cc = c.mesh()
+    utils = c.utils_bin
+    for t in ("mdb_load", "mdb_dump"):
+        check(os.access(os.path.join(utils, t), os.X_OK), "no %s in %s" % (t, utils))
+
+    def program(node, argv, stdin=None):
+        # The program runs beside the node's repl_node (which holds the
+        # replicator lock) with the same TRLMDB_* settings, under LD_PRELOAD:
+        # it writes, stamps, and wakes the node's replicator.
+        e = node.environ()
+        e["LD_PRELOAD"] = c.lib
+        r = subprocess.run(argv, input=stdin, capture_output=True, env=e, timeout=60)
+        check(r.returncode == 0, "%s on %s: rc %d\n%s" % (os.path.basename(argv[0]), node.name,
+                                                          r.returncode,
+                                                          r.stderr.decode(errors="replace")))
+        return r.stdout.decode()
+
+    # mdb_load on A (plain text input: key line, value line).
+    program(a, [os.path.join(utils, "mdb_load"), "-T", "-s", "people", a.env_dir],
+            stdin=b"alice\n30\nbob\n41\n")
+    c.wait_value(b, "people", "alice", "30")
+    c.wait_value(cc, "people", "bob", "41")
+    dump_b = dump_pairs(program(b, [os.path.join(utils, "mdb_dump"), "-p", "-s", "people",
+                                    b.env_dir]))
+    check(dump_b == {"alice": "30", "bob": "41"}, "mdb_dump on B: %s" % dump_b)
+
+    # python3-lmdb on C reads A's data and writes its own.
+    seen_c = json.loads(program(cc, [c.python, "-c", PY_READ_WRITE, cc.env_dir, "carol=52"]))
+    check(seen_c == {"alice": "30", "bob": "41", "carol": "52"}, "python on C: %s" % seen_c)
+    c.wait_value(a, "people", "carol", "52")
+    wait_eq(lambda: dump_pairs(program(b, [os.path.join(utils, "mdb_dump"), "-p", "-s",
+                                           "people", b.env_dir])).get("carol"),
+            "52", 15, "mdb_dump on B to show carol")
+    # A second mdb_load on B overwrites a key written on A; python on A sees it.
+    program(b, [os.path.join(utils, "mdb_load"), "-T", "-s", "people", b.env_dir],
+            stdin=b"alice\n31\n")
+    wait_eq(lambda: json.loads(program(a, [c.python, "-c", PY_READ_WRITE, a.env_dir]))
+            .get("alice"), "31", 15, "python on A to read alice=31")
+    c.wait_value(cc, "people", "alice", "31")
+    c.wait_converged([a, b, cc])
+
+
+@case
+def big_value(c):
+    env = {"REPL_NODE_MAPSIZE": 512 << 20}
+    a = c.node("A", env=env)
+    b = c.node("B", peers=[a], env=env)
+    a.wait_connected(1)
+    b.wait_connected(1)
+    size = 16 << 20
+    a.ok("putgen big k1 %d 1" % size, timeout=60)
+    want = a.simple("sum big k1")
+    check(want.startswith("%d " % size), "A's own value: %s" % want)
+    wait_eq(lambda: b.simple("sum big k1"), want, 40, "B to hold A's 16 MiB value")
+    b.ok("putgen big k1 %d 2" % size, timeout=60)
+    b.ok("putgen big k2 %d 3" % (size + 4096), timeout=60)
+    want1, want2 = b.simple("sum big k1"), b.simple("sum big k2")
+    check(want1 != want, "putgen seeds must differ")
+    wait_eq(lambda: (a.simple("sum big k1"), a.simple("sum big k2")), (want1, want2), 40,
+            "A to hold B's 16 MiB values")
+    c.wait_converged([a, b], timeout=40)
+
+
+@case
+def serve_and_conf_file(c):
+    # `trlmdb serve` hosts A's replicator; its settings live in A/db/trlmdb.conf
+    # only, so the short-lived writers (mdb_load, mdb_dump under LD_PRELOAD,
+    # no TRLMDB_* variables) find the same settings and wake it.
+    import select
+    import signal
+    from compat_common import clean_env
+    env_a = os.path.join(c.root, "A", "db")
+    os.makedirs(env_a)
+    with open(os.path.join(env_a, "trlmdb.conf"), "w") as f:
+        f.write("# cluster test\nlisten = 127.0.0.1:0\nsecret = %s\nlog = debug\nnode = A\n"
+                % DEFAULT_SECRET)
+    log_path = os.path.join(c.root, "A.stderr")
+    with open(log_path, "ab") as log:
+        serve = subprocess.Popen([c.cli, "serve", env_a], stdout=subprocess.PIPE, stderr=log,
+                                 env=clean_env())
+    try:
+        first = b""
+        deadline = time.monotonic() + 20
+        while not first.endswith(b"\n") and time.monotonic() < deadline:
+            if select.select([serve.stdout], [], [], 0.2)[0]:
+                chunk = os.read(serve.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                first += chunk
+        m = re.search(rb"listening on [^\s]*:(\d+)", first)
+        check(m, "trlmdb serve printed %r (rc %s); stderr:\n%s"
+              % (first, serve.poll(), open(log_path, errors="replace").read()[-2000:]))
+        port = int(m.group(1))
+        b = c.node("B", peers=["127.0.0.1:%d" % port])
+        b.wait_connected(1)
+
+        def program(argv, stdin=None):
+            e = clean_env()
+            e["LD_PRELOAD"] = c.lib
+            r = subprocess.run(argv, input=stdin, capture_output=True, env=e, timeout=60)
+            check(r.returncode == 0, "%s: rc %d\n%s" % (os.path.basename(argv[0]), r.returncode,
+                                                        r.stderr.decode(errors="replace")))
+            return r.stdout.decode()
+
+        program([os.path.join(c.utils_bin, "mdb_load"), "-T", "-s", "people", env_a],
+                stdin=b"alice\n30\n")
+        c.wait_value(b, "people", "alice", "30")
+        b.put("people", "bob", "41")
+        wait_eq(lambda: dump_pairs(program([os.path.join(c.utils_bin, "mdb_dump"), "-p", "-s",
+                                            "people", env_a])).get("bob"),
+                "41", 15, "mdb_dump on A to show B's write")
+        c.wait_converged([env_a, b])
+        check(serve.poll() is None, "trlmdb serve exited (rc %s)" % serve.poll())
+        serve.send_signal(signal.SIGTERM)
+        try:
+            rc = serve.wait(15)
+        except subprocess.TimeoutExpired:
+            raise ClusterError("trlmdb serve still running 15 s after SIGTERM") from None
+        check(rc == 0, "trlmdb serve exited %s after SIGTERM" % rc)
+        rc, out = c.verify(env_a)
+        check(rc == 0, "verify A after serve stopped: %s" % out)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+
+
+# --- self-tests: the checks above must be able to fail ----------------------
+@case
+def selftest_unconnected(c):
+    a = c.node("A")
+    b = c.node("B")  # no peers: never connected
+    a.put("-", "k", "a")
+    b.put("-", "k", "b")
+    try:
+        c.wait_converged([a, b], timeout=2)
+    except ConvergeError as e:
+        print("  wait_converged failed as it must: %s" % str(e).splitlines()[0])
+        return
+    raise ClusterError("wait_converged passed on two unconnected nodes with different data")
+
+
+@case
+def selftest_wrong_value(c):
+    a = c.node("A")
+    a.put("-", "k", "a")
+    try:
+        c.wait_value(a, "-", "k", "other", timeout=1)
+    except WaitError as e:
+        print("  wait_value failed as it must: %s" % str(e).splitlines()[0])
+        return
+    raise ClusterError("wait_value accepted a wrong value")
+
+
+@case
+def selftest_unverified(c):
+    # Same data, written without the shim: equal digests, but no bookkeeping,
+    # so verify must fail and wait_converged with it.
+    from compat_common import clean_env
+    envs = []
+    for name in ("X", "Y"):
+        d = os.path.join(c.root, name, "db")
+        os.makedirs(d)
+        subprocess.run([c.python, "-c", "import lmdb,sys; e=lmdb.open(sys.argv[1]); "
+                        "t=e.begin(write=True); t.put(b'k', b'v'); t.commit()", d],
+                       check=True, env=clean_env())
+        envs.append(d)
+    try:
+        c.wait_converged(envs, timeout=2)
+    except ConvergeError as e:
+        print("  wait_converged failed as it must: %s" % str(e).splitlines()[0])
+        return
+    raise ClusterError("wait_converged passed on environments without bookkeeping")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--node", required=True, help="repl_node program")
+    ap.add_argument("--lib", required=True, help="libtrlmdb.so (LD_PRELOAD)")
+    ap.add_argument("--cli", required=True, help="the trlmdb command")
+    ap.add_argument("--utils-bin", required=True, help="dynamically linked mdb_load/mdb_dump")
+    ap.add_argument("--python", default="/usr/bin/python3", help="Python with python3-lmdb")
+    ap.add_argument("--workdir", required=True, help="where temporary directories go")
+    args = ap.parse_args()
+    start = time.monotonic()
+    try:
+        with Cluster(args, args.case) as c:
+            print("case %s in %s" % (args.case, c.root))
+            sys.stdout.flush()
+            try:
+                CASES[args.case](c)
+            except BaseException:
+                traceback.print_exc()
+                for n in c.nodes:
+                    print("--- %s stderr (last lines):\n%s" % (n.name, n.log_tail(40)))
+                raise
+    except ClusterError as e:
+        print("FAIL %s (%.1fs): %s" % (args.case, time.monotonic() - start, e))
+        return 1
+    except Exception as e:  # noqa: BLE001 - any other error fails the case too
+        print("FAIL %s (%.1fs): %r" % (args.case, time.monotonic() - start, e))
+        return 1
+    print("PASS %s (%.1fs)" % (args.case, time.monotonic() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
