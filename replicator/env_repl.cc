@@ -1,6 +1,7 @@
 #include "env_repl.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -107,6 +109,14 @@ EnvRepl *EnvRepl::open(EnvState *st, const char *path, unsigned flags) {
   return r;
 }
 
+// The lock file names the process that last held it.
+bool EnvRepl::holder_pid_alive() const {
+  char buf[32] = {};
+  ssize_t n = pread(lock_fd_, buf, sizeof buf - 1, 0);
+  const long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+  return pid > 0 && pid != getpid() && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
 bool EnvRepl::take_lock() {
   lock_fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
@@ -122,7 +132,16 @@ bool EnvRepl::take_lock() {
                 static_cast<unsigned long long>(sb.st_dev),
                 static_cast<unsigned long long>(sb.st_ino));
   wake_addr_ = name;
-  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  // `trlmdb stat` takes the lock shared for an instant to see whether a
+  // replicator runs; a few retries keep that from looking like one.
+  int locked = -1;
+  for (int attempt = 0; attempt < 20 && locked != 0; ++attempt) {
+    locked = flock(lock_fd_, LOCK_EX | LOCK_NB);
+    if (locked != 0 && errno != EWOULDBLOCK && errno != EINTR) break;
+    if (locked != 0 && holder_pid_alive()) break;  // a real replicator: no need to wait
+    if (locked != 0) usleep(5000);
+  }
+  if (locked != 0) {
     char buf[32] = {};
     ssize_t n = pread(lock_fd_, buf, sizeof buf - 1, 0);
     why_ = "the replicator of this environment runs in process " +
@@ -522,9 +541,36 @@ void EnvRepl::send_wake_datagram() {
   if (sendto(wake_fd_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr *>(&sa), len) <
           0 &&
       errno == ECONNREFUSED) {
-    // Nobody replicates the environment any more; the changes wait in
-    // _trlmdb_recent for the next replicator.
+    // Nobody replicates the environment any more: this process takes over.
+    try_promote();
   }
+}
+
+void EnvRepl::try_promote() {
+  std::lock_guard guard(promote_mu_);
+  if (holder_ || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return;
+  Loop *loop = Loop::get();
+  auto store = std::make_unique<Store>(st_);
+  uint32_t node = 0;
+  if (!loop || store->ensure_ready(&node) != 0) {
+    flock(lock_fd_, LOCK_UN);
+    return;
+  }
+  char pid[32];
+  int n = std::snprintf(pid, sizeof pid, "%d\n", static_cast<int>(getpid()));
+  if (ftruncate(lock_fd_, 0) == 0 && pwrite(lock_fd_, pid, n, 0) != n) {
+  }
+  if (wake_fd_ >= 0) {  // the sending socket; the holder binds its own
+    unregister_fd(wake_fd_);
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
+  store_ = std::move(store);
+  node_ = node;
+  holder_ = true;
+  why_.clear();
+  loop->call([this, loop] { start_on_loop(loop); });
+  if (holder_) TRLMDB_LOG(LogLevel::kInfo, "[%s] took over replication", name_.c_str());
 }
 
 void EnvRepl::comparator_registered() {

@@ -55,7 +55,7 @@ class EnvRepl {
   void comparator_registered();
   void fill_status(TRLMDB_repl_status *out);
   int sync(unsigned timeout_ms);
-  bool holder() const { return holder_; }
+  bool holder() const { return holder_.load(std::memory_order_acquire); }
   const std::string &why_not_running() const { return why_; }
 
   // Loop thread.
@@ -83,6 +83,7 @@ class EnvRepl {
   EnvRepl(EnvState *st, Config cfg, std::string path, bool no_subdir);
   ~EnvRepl();
   bool take_lock();
+  bool holder_pid_alive() const;
   void start_on_loop(Loop *loop);  // loop thread
   void stop_on_loop(std::function<void()> done);
   void finish_stop();
@@ -100,7 +101,9 @@ class EnvRepl {
   Config cfg_;
   std::string path_, name_, lock_path_, status_path_, wake_addr_;
   bool no_subdir_ = false;
-  bool holder_ = false;
+  std::atomic<bool> holder_{false};
+  std::mutex promote_mu_;
+  void try_promote();
   std::string why_;
   int lock_fd_ = -1;
   int wake_fd_ = -1;  // holder: bound datagram socket; others: sending socket

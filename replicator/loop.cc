@@ -1,6 +1,7 @@
 #include "loop.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,7 +75,14 @@ Loop::Loop() {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &async_, on_async);
   async_.data = this;
+  // The thread starts with every signal blocked: the host's handlers never
+  // run on it, and a write to a reset connection gets EPIPE instead of a
+  // SIGPIPE that would kill the host. libuv's thread pool inherits the mask.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   thread_ = std::thread([this] { run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void Loop::run() {

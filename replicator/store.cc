@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "bookkeeping.h"
+#include "dbi_gate.h"
 #include "format.h"
 #include "log.h"
 #include "meta.h"
@@ -112,11 +114,22 @@ struct DbInfo {
 // Txn so that it is released after the transaction ends.
 class DbiLock {
  public:
-  void hold() {
-    if (!lock_.owns_lock()) lock_.lock();
+  // EBUSY when a program transaction that opened a handle stays open: the
+  // batch is retried later rather than risk sharing its handle slot.
+  explicit DbiLock(MDB_env *env) : env_(env) {}
+  int hold() {
+    if (lock_.owns_lock()) return 0;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if (!dbi_gate::wait_idle(env_, std::chrono::milliseconds(50))) continue;
+      lock_.lock();
+      if (dbi_gate::idle(env_)) return 0;  // program opens take the same mutex
+      lock_.unlock();
+    }
+    return EBUSY;
   }
 
  private:
+  MDB_env *env_;
   std::unique_lock<std::mutex> lock_{g_dbi_open_mu, std::defer_lock};
 };
 
@@ -177,8 +190,9 @@ class TxnDbs {
 
   // mdb_drop(dbi, 1) closes the handle at once, whatever becomes of the txn.
   int drop(std::string_view name, DbInfo *info) {
-    lock_->hold();  // the handle table changes
-    int rc = R().mdb_drop(txn_, info->dbi, 1);
+    int rc = lock_->hold();  // the handle table changes
+    if (rc) return rc;
+    rc = R().mdb_drop(txn_, info->dbi, 1);
     opened_.erase(std::string(name));
     if (auto it = handles_->find(name); it != handles_->end()) handles_->erase(it);
     if (rc == 0) info->exists = false;
@@ -209,8 +223,9 @@ class TxnDbs {
       }
     }
     const std::string cname(name);
-    lock_->hold();
-    int rc = R().mdb_dbi_open(txn_, cname.c_str(), flags, dbi);
+    int rc = lock_->hold();
+    if (rc) return rc;
+    rc = R().mdb_dbi_open(txn_, cname.c_str(), flags, dbi);
     if (rc == 0) opened_[cname] = *dbi;
     return rc;
   }
@@ -245,8 +260,9 @@ bool reserved_usable(EnvState *st, MDB_txn *txn) {
 int prepare_reserved(EnvState *st, MDB_txn *txn, DbiLock *lock, bool *opened) {
   *opened = false;
   if (reserved_usable(st, txn)) return 0;
-  lock->hold();
-  int rc = setup_reserved(st, txn, true);
+  int rc = lock->hold();
+  if (rc) return rc;
+  rc = setup_reserved(st, txn, true);
   if (rc == 0) *opened = true;
   return rc;
 }
@@ -366,7 +382,7 @@ int read_change(EnvState *st, TxnDbs *dbs, MDB_txn *txn, std::string_view xkey, 
 template <typename Want>
 int scan(EnvState *st, Handles *handles, MDB_dbi dbi, ScanPos *pos, std::size_t max_entries,
          std::size_t max_bytes, const Want &want, std::vector<Change> *out, uint64_t *txnid) {
-  DbiLock lock;
+  DbiLock lock(st->env());
   Txn txn;
   int rc = begin_read(st, &txn);
   if (rc) return rc;
@@ -676,7 +692,7 @@ Store::~Store() { delete impl_; }
 int Store::ensure_ready(uint32_t *node) {
   if (!st_->reserved_ready.load(std::memory_order_acquire) ||
       !st_->reserved_committed.load(std::memory_order_acquire)) {
-    DbiLock lock;
+    DbiLock lock(st_->env());
     Txn txn;
     int rc = txn.begin(st_->env(), 0);
     bool opened = false;
@@ -736,7 +752,7 @@ int Store::apply(const std::vector<Change> &changes, ApplyStats *stats) {
   // newer key) is issued: those must be newer than everything received.
   st_->clock.observe(stats->max_seen);
 
-  DbiLock lock;
+  DbiLock lock(st_->env());
   Txn txn;
   int rc = txn.begin(st_->env(), 0);
   bool opened = false;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "dbi_gate.h"
 #include "midl_abi.h"
 #include "ops.h"
 #include "real_lmdb.h"
@@ -119,7 +120,10 @@ TRLMDB_API MDB_env *mdb_txn_env(MDB_txn *txn) { return real().mdb_txn_env(txn); 
 TRLMDB_API size_t mdb_txn_id(MDB_txn *txn) { return real().mdb_txn_id(txn); }
 TRLMDB_API int mdb_txn_commit(MDB_txn *txn) { TRLMDB_CORE(mdb_txn_commit, txn_commit, txn); }
 TRLMDB_API void mdb_txn_abort(MDB_txn *txn) { TRLMDB_CORE(mdb_txn_abort, txn_abort, txn); }
-TRLMDB_API void mdb_txn_reset(MDB_txn *txn) { real().mdb_txn_reset(txn); }
+TRLMDB_API void mdb_txn_reset(MDB_txn *txn) {
+  real().mdb_txn_reset(txn);
+  trlmdb::dbi_gate::ended(txn);
+}
 TRLMDB_API int mdb_txn_renew(MDB_txn *txn) { return real().mdb_txn_renew(txn); }
 
 TRLMDB_API int mdb_dbi_open(MDB_txn *txn, const char *name, unsigned int flags, MDB_dbi *dbi) {

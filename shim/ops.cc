@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bookkeeping.h"
+#include "dbi_gate.h"
 #include "env_state.h"
 #include "format.h"
 #include "main_cursor.h"
@@ -389,18 +390,25 @@ int txn_begin(MDB_env *env, MDB_txn *parent, unsigned flags, MDB_txn **txn) {
   return 0;
 }
 
+// The gate is told after the real call: until then the transaction's new
+// handles are still private to it.
 int txn_commit(MDB_txn *txn) {
   EnvState *st = txn_state(txn);
   std::size_t depth = 0;
-  if (!st || !st->find_frame(txn, &depth)) return R().mdb_txn_commit(txn);
-  return commit_frame(st, depth);
+  int rc =
+      (!st || !st->find_frame(txn, &depth)) ? R().mdb_txn_commit(txn) : commit_frame(st, depth);
+  dbi_gate::ended(txn);
+  return rc;
 }
 
 void txn_abort(MDB_txn *txn) {
   EnvState *st = txn_state(txn);
   std::size_t depth = 0;
-  if (!st || !st->find_frame(txn, &depth)) return R().mdb_txn_abort(txn);
-  abort_frames(st, depth);
+  if (!st || !st->find_frame(txn, &depth))
+    R().mdb_txn_abort(txn);
+  else
+    abort_frames(st, depth);
+  dbi_gate::ended(txn);
 }
 
 int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
@@ -421,7 +429,16 @@ int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
     created = R().mdb_get(txn, kMainDbi, &k, &v) == MDB_NOTFOUND;
     if (created && k.mv_size + 1 > t.st->max_key) return MDB_BAD_VALSIZE;
   }
-  int rc = locked_dbi_open(txn, name, flags, dbi);
+  int rc;
+  {
+    std::lock_guard lock(g_dbi_open_mu);
+    rc = R().mdb_dbi_open(txn, name, flags, dbi);
+    if (rc == 0 && t.st) {
+      // The handle is private to the transaction tree until its root ends.
+      Frame *root = t.st->writer_frame(txn) ? t.st->frame_at(0) : nullptr;
+      dbi_gate::opened_in(t.st->env(), root ? root->txn : txn);
+    }
+  }
   if (rc || !t.st) return rc;
   if (name) t.st->set_db_name(*dbi, name);
   if (created) {

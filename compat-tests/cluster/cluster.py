@@ -10,7 +10,6 @@ unless a node is restarted on the port it had.
 
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -133,7 +132,8 @@ class Node:
     def start(self, timeout=20):
         os.makedirs(os.path.dirname(self.env_dir), exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self._log.write(b"==== start %s (%s)\n" % (self.name.encode(), time.strftime("%T").encode()))
+        stamp = "==== start %s (%s)\n" % (self.name, time.strftime("%T"))
+        self._log.write(stamp.encode())
         self._log.flush()
         self.proc = subprocess.Popen([self.cluster.node_bin, self.env_dir], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log,

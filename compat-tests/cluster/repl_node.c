@@ -2,13 +2,14 @@
  *
  *   repl_node ENV [MAPSIZE]
  *
- * Opens ENV (a directory, created if missing; its parent must exist) through libtrlmdb with maxdbs
- * 16 and the map size from the argument, else REPL_NODE_MAPSIZE, else 256 MiB.
+ * Opens ENV (a directory, created if missing; its parent must exist)
+ * through libtrlmdb with maxdbs 16 and the map size from the argument, else
+ * REPL_NODE_MAPSIZE, else 256 MiB.
  * Replication is whatever the TRLMDB_* variables of the process configure.
  * Prints "READY" (or "ERR ..." and exits 1), then answers each command with
  * exactly one line on stdout, flushed. Errors are "ERR <rc> <message>".
  *
- * Tokens are separated by single spaces. A KEY or VALUE token is taken
+ * Tokens are separated by spaces. A KEY or VALUE token is taken
  * literally, unless it starts with "hex:": the rest is then hex-decoded (for
  * binary keys such as INTEGERKEY ones, and for values with spaces). Output
  * values use the same encoding: literal when every byte is printable ASCII
@@ -23,7 +24,8 @@
  *                                     DUPSORT|INTEGERKEY (REVERSEKEY DUPSORT
  *                                     INTEGERKEY DUPFIXED INTEGERDUP REVERSEDUP)
  *   drop DB 0|1             -> "OK <ts hex>" | "NOTFOUND"
- *   get DB KEY              -> value | "NOTFOUND" (first duplicate in DUPSORT)
+ *   get DB KEY              -> value | "NOTFOUND" (first duplicate in DUPSORT;
+ *                              tests never store the value NOTFOUND)
  *   getdups DB KEY          -> all duplicates, space separated | "NOTFOUND"
  *   count DB                -> number of entries | "NOTFOUND"
  *   flags DB                -> the flags as in `create` ("0" for none) | "NOTFOUND"
@@ -191,8 +193,6 @@ static int do_drop(MDB_txn *txn, MDB_dbi dbi, void *arg) {
   struct kv *a = arg;
   return mdb_drop(txn, dbi, a->del_db);
 }
-
-static int do_nothing(MDB_txn *txn, MDB_dbi dbi, void *arg) { return 0; }
 
 static void write_answer(int rc) {
   if (rc == 0)
@@ -455,14 +455,6 @@ static void command(char *line) {
       answer_err(rc);
     else
       answer("%08" PRIx32, node);
-  } else if (strcmp(cmd, "touch") == 0) {
-    /* Opens (or creates plain) DB without writing data: a cheap write txn. */
-    NEED(2);
-    int rc = in_write(t[1], 1, 0, do_nothing, NULL);
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
   } else {
     answer("ERR 0 unknown command %s", cmd);
   }

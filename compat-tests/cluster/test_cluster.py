@@ -499,6 +499,37 @@ def kill_restart(c):
 
 
 @case
+def catch_up(c):
+    # Two nodes that wrote apart (neither ever connected) meet: reconciliation
+    # alone must bring both to the newest of everything, tombstones included.
+    a = c.node("A")
+    b = c.node("B")  # no peers yet
+    b.put("-", "t", "b-old")  # older than A's put and delete of t
+    b.put("-", "shared", "b-old")
+    a.ok("bulk bulk_a 300 a")
+    for i in range(0, 300, 10):
+        a.delete("bulk_a", "a%08d" % i)
+    a.put("-", "t", "a")
+    a.delete("-", "t")
+    a.put("-", "shared", "a-new")
+    b.ok("bulk bulk_b 300 b")
+    b.put("-", "b-newest", "1")
+    b.stop()
+    b.restart(peers=[a])
+    b.wait_connected(1)
+    a.wait_connected(1)
+    c.wait_converged([a, b])
+    for n in (a, b):
+        check(n.get("-", "t") is None,
+              "%s: t=%r, A's tombstone is newer" % (n.name, n.get("-", "t")))
+        check(n.get("-", "shared") == "a-new", "%s: shared=%r" % (n.name, n.get("-", "shared")))
+        check(n.simple("count bulk_a") == "270" and n.simple("count bulk_b") == "300",
+              "%s: bulk_a %s, bulk_b %s" % (n.name, n.simple("count bulk_a"),
+                                           n.simple("count bulk_b")))
+        check(n.get("-", "b-newest") == "1", "%s: b-newest" % n.name)
+
+
+@case
 def dupsort_drop_flags(c):
     a = c.node("A")
     b = c.node("B", peers=[a])
@@ -772,6 +803,12 @@ def serve_and_conf_file(c):
         check(rc == 0, "trlmdb serve exited %s after SIGTERM" % rc)
         rc, out = c.verify(env_a)
         check(rc == 0, "verify A after serve stopped: %s" % out)
+    except BaseException:
+        with open(log_path, errors="replace") as f:
+            tail = f.read().splitlines()[-40:]
+        print("--- A (trlmdb serve) stderr (last lines):\n"
+              + "\n".join("    [A] " + l for l in tail))
+        raise
     finally:
         if serve.poll() is None:
             serve.kill()
