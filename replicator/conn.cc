@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 #include "clock.h"
 #include "env_repl.h"
@@ -352,27 +353,28 @@ void Conn::on_write_done() {
   if (catchup_sending_ && state_ == State::kReady) maybe_send_catchup();
 }
 
+// The snapshot of a million entries takes a few hundred milliseconds, so it
+// is taken off the loop thread — on a thread of its own rather than libuv's
+// pool: a forked child would try to join the pool's threads at exit.
 void Conn::start_recon() {
   snapshot_pending_ = true;
   recon_started_ms_ = uv_now(loop_->uv());
   env_->begin_work();
-  auto *req = new SnapshotReq{};
-  req->req.data = req;
-  req->conn = this;
-  req->env = env_;
-  req->store = &env_->store();
-  uv_queue_work(
-      loop_->uv(), &req->req,
-      [](uv_work_t *r) {
-        auto *q = static_cast<SnapshotReq *>(r->data);
-        q->rc = q->store->snapshot(&q->items);
-      },
-      [](uv_work_t *r, int) {
-        auto *q = static_cast<SnapshotReq *>(r->data);
-        q->env->end_work();  // the environment may close only after this
-        q->conn->on_snapshot(q);
-        delete q;
-      });
+  auto *q = new SnapshotReq{};
+  q->conn = this;
+  q->env = env_;
+  q->store = &env_->store();
+  Loop *loop = loop_;
+  std::thread([q, loop] {
+    q->env->work_enter();
+    q->rc = q->store->snapshot(&q->items);
+    q->env->work_leave();
+    loop->post([q] {
+      q->env->end_work();  // the environment may close only after this
+      q->conn->on_snapshot(q);
+      delete q;
+    });
+  }).detach();
 }
 
 void Conn::on_snapshot(SnapshotReq *q) {

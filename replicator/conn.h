@@ -52,7 +52,6 @@ class Conn {
 
  private:
   struct SnapshotReq {
-    uv_work_t req;
     Conn *conn = nullptr;
     EnvRepl *env = nullptr;
     Store *store = nullptr;

@@ -330,7 +330,7 @@ void EnvRepl::complete_batches() {
       continue;
     }
     for (auto &e : it->entries) {
-      auto k = inflight_keys_.find(e.first);
+      auto k = inflight_keys_.find(key_hash(e.first));
       if (k != inflight_keys_.end() && k->second == e.second) inflight_keys_.erase(k);
       done.push_back(std::move(e));
     }
@@ -373,7 +373,7 @@ void EnvRepl::pump() {
   for (Conn *c : conns_)
     if (c->ready()) ready.push_back(c);
   auto skip = [this](std::string_view xkey, const Ts &ts) {
-    auto it = inflight_keys_.find(std::string(xkey));
+    auto it = inflight_keys_.find(key_hash(xkey));
     return it != inflight_keys_.end() && it->second == ts;
   };
   int batches = 0;
@@ -399,7 +399,7 @@ void EnvRepl::pump() {
       b.entries.reserve(changes.size());
       for (const Change &ch : changes) {
         b.entries.emplace_back(ch.xkey, ch.ts);
-        inflight_keys_[ch.xkey] = ch.ts;
+        inflight_keys_[key_hash(ch.xkey)] = ch.ts;
       }
       for (Conn *c : ready) {
         // A peer never needs its own changes back.
@@ -586,6 +586,37 @@ void EnvRepl::comparator_registered() {
     for (Conn *c : conns)
       c->close("re-synchronising: a comparator was registered", LogLevel::kInfo);
   });
+}
+
+void EnvRepl::work_enter() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !exclusive_; });
+  ++running_works_;
+}
+
+void EnvRepl::work_leave() {
+  std::lock_guard lock(mu_);
+  --running_works_;
+  cv_.notify_all();
+}
+
+int EnvRepl::run_exclusive(const std::function<int()> &fn) {
+  Loop *loop = holder_ ? Loop::get() : nullptr;
+  if (!loop || stopped_ || loop->on_loop_thread()) return fn();
+  int rc = 0;
+  // While the loop thread runs this it holds no transaction; thread-pool
+  // snapshots are held at their start or waited for.
+  loop->call([&] {
+    std::unique_lock lock(mu_);
+    exclusive_ = true;
+    cv_.wait(lock, [this] { return running_works_ == 0; });
+    lock.unlock();
+    rc = fn();
+    lock.lock();
+    exclusive_ = false;
+    cv_.notify_all();
+  });
+  return rc;
 }
 
 void EnvRepl::fill_status(TRLMDB_repl_status *out) {

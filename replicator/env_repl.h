@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "env_state.h"
+#include "reconcile.h"
 #include "store.h"
 #include "trlmdb.h"
 
@@ -53,6 +54,8 @@ class EnvRepl {
   // Program threads.
   void committed();  // a transaction that changed data committed
   void comparator_registered();
+  // Runs fn with no replicator transaction open on the environment.
+  int run_exclusive(const std::function<int()> &fn);
   void fill_status(TRLMDB_repl_status *out);
   int sync(unsigned timeout_ms);
   bool holder() const { return holder_.load(std::memory_order_acquire); }
@@ -77,6 +80,9 @@ class EnvRepl {
   // Thread-pool work on the environment (snapshots) must end before close.
   void begin_work() { ++works_; }
   void end_work() { --works_; }
+  // The snapshot thread's side of that work: waits while run_exclusive runs.
+  void work_enter();
+  void work_leave();
   std::atomic<bool> dirty{false};
 
  private:
@@ -126,7 +132,9 @@ class EnvRepl {
     std::map<Conn *, std::size_t> sent_counts;
   };
   std::deque<Batch> inflight_;
-  std::unordered_map<std::string, Ts> inflight_keys_;
+  // Newest in-flight ts per xkey, by key hash: a collision can only delay an
+  // entry to the next pass, never lose it.
+  std::unordered_map<uint64_t, Ts> inflight_keys_;
   ScanPos pos_;
   uint64_t pass_txnid_ = 0;  // read txn of the current pass's first batch
   uint64_t next_seq_ = 1;
@@ -135,6 +143,8 @@ class EnvRepl {
   bool pumping_ = false;
   bool deferred_ = false;  // changes waited for a comparator: re-sync once it comes
   int works_ = 0;
+  int running_works_ = 0;   // under mu_
+  bool exclusive_ = false;  // under mu_
   // Read by program threads (trlmdb_repl_status) while the loop runs.
   std::atomic<uint64_t> bytes_sent_{0}, bytes_received_{0}, applied_{0};
   std::atomic<std::size_t> backlog_{0};

@@ -26,8 +26,8 @@ struct Hello {
   uint16_t version = 0;
   std::string cluster;
   std::string env_name;
-  uint32_t node = 0;       // node word of the sender's environment
-  uint64_t wall = 0;       // sender's wall clock, seconds<<32|fraction
+  uint32_t node = 0;  // node word of the sender's environment
+  uint64_t wall = 0;  // sender's wall clock, seconds<<32|fraction
   unsigned char kx_pk[32] = {};
   unsigned char nonce[32] = {};
 };
@@ -47,11 +47,11 @@ class Handshake {
  public:
   struct Params {
     bool initiator = false;
-    std::string secret;      // may be empty (loopback-only clusters)
+    std::string secret;  // may be empty (loopback-only clusters)
     std::string cluster;
-    std::string env_name;    // initiator: the environment it asks for
-    uint32_t node = 0;       // acceptor: may be set after on_hello (set_local_node)
-    uint64_t max_skew = 0;   // clock units (2^-32 s); 0 = unchecked
+    std::string env_name;              // initiator: the environment it asks for
+    uint32_t node = 0;                 // acceptor: may be set after on_hello (set_local_node)
+    uint64_t max_skew = 0;             // clock units (2^-32 s); 0 = unchecked
     uint64_t (*wall_now)() = nullptr;  // default: trlmdb::wall_clock_now
   };
   explicit Handshake(Params p);

@@ -28,7 +28,12 @@ void on_closing(EnvState *st) {
   if (EnvRepl *r = repl_of(st)) EnvRepl::close(r);
 }
 
-const ReplHooks kHooks{on_opened, on_committed, on_comparator, on_closing};
+int on_exclusive(EnvState *st, int (*fn)(void *), void *arg) {
+  EnvRepl *r = repl_of(st);
+  return r ? r->run_exclusive([&] { return fn(arg); }) : fn(arg);
+}
+
+const ReplHooks kHooks{on_opened, on_committed, on_comparator, on_closing, on_exclusive};
 
 }  // namespace
 

@@ -77,7 +77,7 @@ Loop::Loop() {
   async_.data = this;
   // The thread starts with every signal blocked: the host's handlers never
   // run on it, and a write to a reset connection gets EPIPE instead of a
-  // SIGPIPE that would kill the host. libuv's thread pool inherits the mask.
+  // SIGPIPE that would kill the host. Threads it starts inherit the mask.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);

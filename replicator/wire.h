@@ -25,13 +25,13 @@ inline constexpr std::size_t kMaxMessage = 40u << 20;
 inline constexpr std::size_t kMaxHandshakeMessage = 4096;
 
 enum class MsgType : uint8_t {
-  kChanges = 1,    // ChangesMsg
-  kAck = 2,        // AckMsg
-  kRecon = 3,      // opaque reconciliation payload (reconcile.h)
-  kPing = 4,       // PingMsg
-  kPong = 5,       // PingMsg
-  kError = 6,      // ErrorMsg: the sender closes the connection after it
-  kCatchupDone = 7 // no payload: the sender has sent everything reconciliation asked for
+  kChanges = 1,     // ChangesMsg
+  kAck = 2,         // AckMsg
+  kRecon = 3,       // opaque reconciliation payload (reconcile.h)
+  kPing = 4,        // PingMsg
+  kPong = 5,        // PingMsg
+  kError = 6,       // ErrorMsg: the sender closes the connection after it
+  kCatchupDone = 7  // no payload: the sender has sent everything reconciliation asked for
 };
 
 // One change of one xkey. The ts's op byte says put or delete. For a put of

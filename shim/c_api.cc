@@ -91,7 +91,7 @@ TRLMDB_API int mdb_env_get_fd(MDB_env *env, mdb_filehandle_t *fd) {
   return real().mdb_env_get_fd(env, fd);
 }
 TRLMDB_API int mdb_env_set_mapsize(MDB_env *env, size_t size) {
-  return real().mdb_env_set_mapsize(env, size);
+  TRLMDB_CORE(mdb_env_set_mapsize, env_set_mapsize, env, size);
 }
 TRLMDB_API int mdb_env_set_maxreaders(MDB_env *env, unsigned int readers) {
   return real().mdb_env_set_maxreaders(env, readers);

@@ -341,6 +341,26 @@ void env_close(MDB_env *env) {
   delete st;
 }
 
+// LMDB requires that no transaction of the process is active while an open
+// environment's map is resized: the replicator's thread is one more user.
+int env_set_mapsize(MDB_env *env, size_t size) {
+  EnvState *st = env_state(env);
+  const ReplHooks *h = repl_hooks();
+  if (!st || !h || !st->repl.load(std::memory_order_acquire))
+    return R().mdb_env_set_mapsize(env, size);
+  struct Args {
+    MDB_env *env;
+    size_t size;
+  } args{env, size};
+  return h->exclusive(
+      st,
+      [](void *p) {
+        auto *a = static_cast<Args *>(p);
+        return R().mdb_env_set_mapsize(a->env, a->size);
+      },
+      &args);
+}
+
 int env_set_maxdbs(MDB_env *env, MDB_dbi dbs) {
   EnvState *st = env_state(env);
   if (!st || dbs > ~MDB_dbi{0} - kReservedDbCount) return R().mdb_env_set_maxdbs(env, dbs);

@@ -17,6 +17,7 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode);
 int env_info(MDB_env *env, MDB_envinfo *info);
 void env_close(MDB_env *env);
 int env_set_maxdbs(MDB_env *env, MDB_dbi dbs);
+int env_set_mapsize(MDB_env *env, size_t size);
 int env_set_userctx(MDB_env *env, void *ctx);
 void *env_get_userctx(MDB_env *env);
 int env_stat(MDB_env *env, MDB_stat *stat);

@@ -18,6 +18,9 @@ struct ReplHooks {
   void (*comparator)(EnvState *st);
   // Before the real mdb_env_close: the replicator lets go of the environment.
   void (*closing)(EnvState *st);
+  // Runs fn(arg) while the replicator has no transaction open on the
+  // environment (mdb_env_set_mapsize remaps it); returns fn's result.
+  int (*exclusive)(EnvState *st, int (*fn)(void *), void *arg);
 };
 
 void install_repl_hooks(const ReplHooks *hooks);

@@ -36,7 +36,23 @@
  *                               sent=N received=N configured=N"
  *   sync MS                 -> rc of trlmdb_repl_sync (0, ETIMEDOUT=110, EINVAL=22)
  *   node                    -> node word in hex | "NOTFOUND"
- *   quit                    -> "BYE", closes the environment, exits 0
+ *   fill DB N VLEN SEED     -> "OK": N puts of 16-byte keys f%015d -> VLEN pseudo-random
+ *                              bytes (from SEED and the key), 1000 per txn
+ *   cmp DB                  -> "OK": opens DB (created if missing) and registers a
+ *                              reverse-memcmp comparator for it (mdb_set_compare) in
+ *                              the same write transaction
+ *   scan DB                 -> the keys of DB in cursor order, space separated (an
+ *                              empty line for an empty DB) | "NOTFOUND"
+ *   mapsize BYTES           -> "OK": mdb_env_set_mapsize on the open environment
+ *   open ENV [MAPSIZE]      -> "OK <index>": opens one more environment in this
+ *                              process (same settings as the first); commands
+ *                              prefixed "@<index> " act on it ("@0 " is the first)
+ *   fork MS                 -> "OK <pid>": forks a child that touches no
+ *                              environment (LMDB forbids it), sleeps MS ms and calls
+ *                              exit(0) (atexit handlers run, as in any program)
+ *   waitchild PID           -> "EXIT <status>" | "SIGNAL <n>" | "ERR ..." (waitpid)
+ *   exitnoclose             -> "EXITING", then exit(0) without mdb_env_close
+ *   quit                    -> "BYE", closes every environment, exits 0
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,9 +63,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <trlmdb.h>
+#include <unistd.h>
 
-static MDB_env *env;
+#define MAX_ENVS 4
+static MDB_env *envs[MAX_ENVS];
+static int n_envs;
+static MDB_env *env; /* the environment the current command acts on */
 
 static void answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void answer(const char *fmt, ...) {
@@ -257,6 +279,7 @@ static int rd_getdups(MDB_txn *txn, MDB_dbi dbi, void *arg) {
 }
 
 static int rd_count(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  (void)arg;
   MDB_stat st;
   int rc = mdb_stat(txn, dbi, &st);
   if (rc == 0) answer("%zu", st.ms_entries);
@@ -264,6 +287,7 @@ static int rd_count(MDB_txn *txn, MDB_dbi dbi, void *arg) {
 }
 
 static int rd_flags(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  (void)arg;
   unsigned flags;
   int rc = mdb_dbi_flags(txn, dbi, &flags);
   if (rc == 0) print_flags(flags);
@@ -301,6 +325,80 @@ static int do_bulk(MDB_txn *txn, MDB_dbi dbi, void *arg) {
     if (rc) return rc;
   }
   return 0;
+}
+
+struct fill {
+  long from, to;
+  size_t vlen;
+  uint64_t seed;
+  unsigned char *vbuf;
+};
+
+static int do_fill(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  struct fill *f = arg;
+  char kbuf[32];
+  for (long i = f->from; i < f->to; i++) {
+    snprintf(kbuf, sizeof kbuf, "f%015ld", i);
+    uint64_t x = (f->seed * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)i * 0xbf58476d1ce4e5b9ull) ^ 1;
+    for (size_t j = 0; j < f->vlen; j++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      f->vbuf[j] = (unsigned char)x;
+    }
+    MDB_val k = {16, kbuf}, v = {f->vlen, f->vbuf};
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* The order of the custom-comparator tests: the reverse of memcmp. */
+static int reverse_memcmp(const MDB_val *a, const MDB_val *b) {
+  size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+  int c = memcmp(a->mv_data, b->mv_data, n);
+  if (c == 0) c = a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+  return -c;
+}
+
+static int rd_scan(MDB_txn *txn, MDB_dbi dbi, void *arg) {
+  (void)arg;
+  MDB_cursor *c;
+  MDB_val k, v;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc) return rc;
+  int first = 1;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
+    if (!first) fputc(' ', stdout);
+    print_val(&k);
+    first = 0;
+  }
+  mdb_cursor_close(c);
+  if (rc != MDB_NOTFOUND) return rc;
+  answer("%s", "");
+  return 0;
+}
+
+static int open_env(const char *path, size_t mapsize, MDB_env **out) {
+  mkdir(path, 0755);
+  MDB_env *e;
+  int rc = mdb_env_create(&e);
+  if (rc) return rc;
+  rc = mdb_env_set_mapsize(e, mapsize);
+  if (rc == 0) rc = mdb_env_set_maxdbs(e, 16);
+  if (rc == 0) rc = mdb_env_open(e, path, 0, 0644);
+  if (rc) {
+    mdb_env_close(e);
+    return rc;
+  }
+  *out = e;
+  return 0;
+}
+
+static size_t default_mapsize(const char *arg) {
+  const char *ms = arg ? arg : getenv("REPL_NODE_MAPSIZE");
+  return ms && *ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
 }
 
 /* Splits line into at most max tokens at single spaces; returns the count. */
@@ -445,6 +543,101 @@ static void command(char *line) {
   } else if (strcmp(cmd, "sync") == 0) {
     NEED(2);
     answer("%d", trlmdb_repl_sync(env, (unsigned)atol(t[1])));
+  } else if (strcmp(cmd, "fill") == 0) {
+    NEED(5);
+    long total = atol(t[2]);
+    struct fill f = {0, 0, strtoull(t[3], NULL, 10), strtoull(t[4], NULL, 10), NULL};
+    f.vbuf = malloc(f.vlen ? f.vlen : 1);
+    if (!f.vbuf) {
+      answer_err(ENOMEM);
+      return;
+    }
+    int rc = 0;
+    for (long from = 0; rc == 0 && from < total; from += 1000) {
+      f.from = from;
+      f.to = from + 1000 < total ? from + 1000 : total;
+      rc = in_write(t[1], 1, 0, do_fill, &f);
+    }
+    free(f.vbuf);
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else if (strcmp(cmd, "cmp") == 0) {
+    NEED(2);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0) {
+      rc = mdb_dbi_open(txn, dbname(t[1]), MDB_CREATE, &dbi);
+      if (rc == 0) rc = mdb_set_compare(txn, dbi, reverse_memcmp);
+      if (rc == 0)
+        rc = mdb_txn_commit(txn);
+      else
+        mdb_txn_abort(txn);
+    }
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else if (strcmp(cmd, "scan") == 0) {
+    NEED(2);
+    in_read(t[1], rd_scan, &a);
+  } else if (strcmp(cmd, "mapsize") == 0) {
+    NEED(2);
+    int rc = mdb_env_set_mapsize(env, strtoull(t[1], NULL, 10));
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK");
+  } else if (strcmp(cmd, "open") == 0) {
+    if (n < 2 || n > 3) {
+      answer("ERR 0 usage: open ENV [MAPSIZE]");
+      return;
+    }
+    if (n_envs == MAX_ENVS) {
+      answer("ERR 0 too many environments");
+      return;
+    }
+    int rc = open_env(t[1], default_mapsize(n == 3 ? t[2] : NULL), &envs[n_envs]);
+    if (rc)
+      answer_err(rc);
+    else
+      answer("OK %d", n_envs++);
+  } else if (strcmp(cmd, "fork") == 0) {
+    NEED(2);
+    long ms = atol(t[1]);
+    pid_t pid = fork();
+    if (pid < 0) {
+      answer_err(errno);
+      return;
+    }
+    if (pid == 0) {
+      struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+      }
+      exit(0);
+    }
+    answer("OK %d", (int)pid);
+  } else if (strcmp(cmd, "waitchild") == 0) {
+    NEED(2);
+    int st;
+    pid_t pid = (pid_t)atol(t[1]);
+    pid_t r;
+    while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    if (r < 0)
+      answer_err(errno);
+    else if (WIFEXITED(st))
+      answer("EXIT %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+      answer("SIGNAL %d", WTERMSIG(st));
+    else
+      answer("ERR 0 status %d", st);
+  } else if (strcmp(cmd, "exitnoclose") == 0) {
+    NEED(1);
+    answer("EXITING");
+    exit(0);
   } else if (strcmp(cmd, "node") == 0) {
     NEED(1);
     uint32_t node;
@@ -468,27 +661,34 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: repl_node ENV [MAPSIZE]\n");
     return 2;
   }
-  const char *ms = argc == 3 ? argv[2] : getenv("REPL_NODE_MAPSIZE");
-  size_t mapsize = ms && *ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
-  mkdir(argv[1], 0755);
-  int rc = mdb_env_create(&env);
-  if (rc == 0) rc = mdb_env_set_mapsize(env, mapsize);
-  if (rc == 0) rc = mdb_env_set_maxdbs(env, 16);
-  if (rc == 0) rc = mdb_env_open(env, argv[1], 0, 0644);
+  int rc = open_env(argv[1], default_mapsize(argc == 3 ? argv[2] : NULL), &envs[0]);
   if (rc) {
     answer("ERR %d %s", rc, mdb_strerror(rc));
     return 1;
   }
+  n_envs = 1;
   answer("READY");
   /* getline: values up to tens of MiB in hex would not fit a fixed buffer. */
   char *line = NULL;
   size_t cap = 0;
   while (getline(&line, &cap, stdin) > 0) {
     if (strncmp(line, "quit", 4) == 0 && (line[4] == '\n' || line[4] == '\0')) break;
-    command(line);
+    char *rest = line;
+    env = envs[0];
+    if (line[0] == '@') {
+      char *end;
+      long i = strtol(line + 1, &end, 10);
+      if (end == line + 1 || *end != ' ' || i < 0 || i >= n_envs) {
+        answer("ERR 0 no environment %.*s", (int)strcspn(line, " \n"), line);
+        continue;
+      }
+      env = envs[i];
+      rest = end + 1;
+    }
+    command(rest);
   }
   free(line);
-  mdb_env_close(env);
+  for (int i = n_envs - 1; i >= 0; i--) mdb_env_close(envs[i]);
   answer("BYE");
   return 0;
 }

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -21,8 +22,8 @@ import sys
 import time
 import traceback
 
-from cluster import (DEFAULT_SECRET, Cluster, ClusterError, ConvergeError, WaitError,
-                     enc, wait_eq, wait_for)
+from cluster import (DEFAULT_SECRET, Cluster, ClusterError, ConvergeError, RssSampler,
+                     WaitError, enc, rss_anon_kib, wait_eq, wait_for)
 
 CASES = {}
 
@@ -814,6 +815,400 @@ def serve_and_conf_file(c):
             serve.kill()
             serve.wait()
         serve.stdout.close()
+
+
+# --- robustness and the process model (issue 3, "Robustness") ----------------
+CRASH_RX = re.compile(r"terminate called|Sanitizer|double free|corrupted|Segmentation|Aborted",
+                      re.I)
+
+
+def check_no_crash_text(node, since=0):
+    bad = [l for l in node.log_text(since).splitlines() if CRASH_RX.search(l)]
+    check(not bad, "%s's stderr reports a crash: %s" % (node.name, bad[:3]))
+
+
+@case
+def exit_without_close(c):
+    # exit(0) without mdb_env_close: the status must be 0 (no crash in the
+    # atexit flush), the exit bounded, and nothing lost: what the flush did
+    # not ship, catch-up ships after the restart.
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+    a.ok("bulk ex_a 2000 a")
+    a.put("-", "a-last", "1")
+    rc, took = a.exit_noclose()
+    check(rc == 0, "A: exit(0) without mdb_env_close ended with status %s (negative: the "
+          "signal)\n%s" % (rc, a.log_tail()))
+    check(took < 5, "A took %.1fs to exit: the flush at exit must be bounded (<= 2 s)" % took)
+    flushed = b.get("-", "a-last") == "1" and b.simple("count ex_a") == "2000"
+    print("  A exited (status 0) %.2fs after exitnoclose; B already held every write: %s"
+          % (took, flushed))
+    b.put("-", "b-while-a-gone", "1")
+    a.restart()
+    a.wait_connected(1)
+    c.wait_value(a, "-", "b-while-a-gone", "1")
+    wait_eq(lambda: b.simple("count ex_a"), "2000", 20, "B to hold A's 2000 keys")
+    check(b.get("-", "a-last") == "1", "B lost A's last write")
+    c.wait_converged([a, b])
+
+    # The same with a peer that never acknowledges (SIGSTOP): the exit must
+    # still be bounded and clean; catch-up delivers afterwards.
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        a.ok("bulk ex_a2 1000 a2")
+        a.put("-", "a-last2", "1")
+        rc, took = a.exit_noclose()
+        check(rc == 0, "A (peer stopped): exit status %s\n%s" % (rc, a.log_tail()))
+        check(took < 5, "A (peer stopped) took %.1fs to exit: the flush must be bounded" % took)
+        print("  with B stopped: A exited (status 0) in %.2fs" % took)
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+    a.restart()
+    a.wait_connected(1)
+    wait_eq(lambda: b.simple("count ex_a2"), "1000", 20, "B to hold A's 1000 later keys")
+    c.wait_value(b, "-", "a-last2", "1")
+    c.wait_converged([a, b])
+    check_no_crash_text(a)
+
+
+def become_subreaper():
+    """Orphans of our children (a repl_node's forked child once the node has
+    exited) become our children, so their exit status can be read."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_CHILD_SUBREAPER = 36
+    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0,
+          "prctl(PR_SET_CHILD_SUBREAPER): errno %d" % ctypes.get_errno())
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (Z: exited, not reaped), None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def reap(pid, timeout):
+    """Exit status of our (adopted) child pid, as os.waitstatus_to_exitcode."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got == pid:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            raise ClusterError("child %d still running after %.0fs" % (pid, timeout))
+        time.sleep(0.05)
+
+
+@case
+def fork_child(c):
+    become_subreaper()
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+
+    # A short-lived child: it exits by itself with exit(0) (atexit handlers
+    # run in it); the parent keeps replicating meanwhile.
+    ans = a.ok("fork 300")
+    pid1 = int(ans)
+    a.put("-", "after-fork-1", "1")
+    c.wait_value(b, "-", "after-fork-1", "1")
+    status1 = a.cmd("waitchild %d" % pid1)
+    print("  A's first child: %s" % status1)
+
+    # A child still alive while the parent closes and restarts on the same
+    # port: the child must hold neither the listening socket, nor the
+    # replicator lock, nor the connection to B.
+    pid2 = int(a.ok("fork 3000"))
+    a.put("-", "after-fork-2", "1")
+    c.wait_value(b, "-", "after-fork-2", "1")
+    b.put("-", "b-to-parent", "1")
+    c.wait_value(a, "-", "b-to-parent", "1")
+    check(a.status()["connected"] == 1, "A's session with B disturbed by the fork: %s"
+          % a.status())
+    port = a.port
+    t_stop = time.monotonic()
+    a.stop()
+    check(proc_state(pid2) not in (None, "Z"), "A's child exited too early for this test")
+    # B must see the connection end: the child must not keep A's socket open.
+    wait_eq(lambda: b.status()["connected"], 0, 10,
+            "B to lose its session once A exited (its child alive)")
+    a.restart()
+    check(a.port == port, "A restarted on port %d, not %d" % (a.port, port))
+    check(a.status()["running"] == 1, "restarted A does not run the replicator: %s"
+          % a.status())
+    child_alive = proc_state(pid2) not in (None, "Z")
+    print("  A stopped and restarted on port %d in %.2fs; its child alive throughout: %s"
+          % (port, time.monotonic() - t_stop, child_alive))
+    check(child_alive, "A's child exited before A's restart finished: the test proves nothing "
+          "(raise the child's sleep)")
+    a.wait_connected(1)
+    b.wait_connected(1)
+    a.put("-", "after-restart", "1")
+    c.wait_value(b, "-", "after-restart", "1")
+    rc = reap(pid2, 15)
+    print("  A's orphaned child: exit code %s (negative: signal)" % rc)
+    c.wait_converged([a, b])
+    check_no_crash_text(a)
+    # Checked last, so that a failure here says the rest held.
+    check(status1 == "EXIT 0" and rc == 0,
+          "A's children did not exit cleanly with exit(0): the first (waited for by A) %s, "
+          "the orphaned one exit code %s (want EXIT 0 and 0; SIGSEGV is 11)" % (status1, rc))
+
+
+@case
+def two_envs_one_process(c):
+    # One process per node, two environments each (alpha, beta), one
+    # TRLMDB_LISTEN: peers route by environment name.
+    a = c.node("A", dbname="alpha")
+    a_beta = a.open_env(os.path.join(c.root, "A", "beta"))
+    b = c.node("B", peers=[a], dbname="alpha")
+    b_beta = b.open_env(os.path.join(c.root, "B", "beta"))
+    for v, n in ((a_beta, a), (b_beta, b)):
+        st = v.status()
+        check(st["running"] == 1 and st["port"] == n.port,
+              "%s: the second environment must be served on the process's one listening "
+              "port %d: %s" % (v.name, n.port, st))
+    for v in (a, a_beta, b, b_beta):
+        v.wait_connected(1)
+    a.put("-", "alpha-from-a", "1")
+    a_beta.put("-", "beta-from-a", "1")
+    b.put("t", "alpha-from-b", "1")
+    b_beta.put("t", "beta-from-b", "1")
+    a.put("-", "same", "in-alpha")
+    a_beta.put("-", "same", "in-beta")
+    c.wait_value(b, "-", "alpha-from-a", "1")
+    c.wait_value(b_beta, "-", "beta-from-a", "1")
+    c.wait_value(a, "t", "alpha-from-b", "1")
+    c.wait_value(a_beta, "t", "beta-from-b", "1")
+    c.wait_value(b, "-", "same", "in-alpha")
+    c.wait_value(b_beta, "-", "same", "in-beta")
+    a.ok("bulk bulk_alpha 1000 x")
+    b_beta.ok("bulk bulk_beta 1000 y")
+    c.wait_converged([a, b])
+    c.wait_converged([a_beta, b_beta])
+    for v in (a, b):
+        check(v.get("-", "beta-from-a") is None and v.get("t", "beta-from-b") is None
+              and v.simple("count bulk_beta") is None,
+              "%s (alpha) holds beta's data" % v.name)
+    for v in (a_beta, b_beta):
+        check(v.get("-", "alpha-from-a") is None and v.get("t", "alpha-from-b") is None
+              and v.simple("count bulk_alpha") is None,
+              "%s (beta) holds alpha's data" % v.name)
+    check(c.digest(a.env_dir) != c.digest(a_beta.env_dir), "alpha and beta have one digest")
+
+    # Two environments named alike (same basename) in one process: the
+    # second gets no replicator and says why; the first keeps working.
+    x = c.node("X", env_dir=os.path.join(c.root, "X", "one", "db"))
+    mark = x.log_mark()
+    x2 = x.open_env(os.path.join(c.root, "X", "two", "db"))
+    text = x.log_text(mark).replace(c.root, "<dir>")
+    lines = [l for l in text.splitlines() if "already replicates an environment named" in l]
+    check(lines, "X: opening a second environment named \"db\" logged nothing about it:\n%s"
+          % text[-2000:])
+    print("  X log: %s" % lines[0][:220])
+    st = x2.status()
+    check(st["running"] == 0, "X's second \"db\" runs a replicator: %s" % st)
+    check(x2.sync(100) == 22, "sync on X's second \"db\" must be EINVAL")
+    y = c.node("Y", peers=[x])
+    x.wait_connected(1)
+    y.wait_connected(1)
+    x.put("-", "x-first", "1")
+    x2.put("-", "x-second", "1")
+    y.put("-", "from-y", "1")
+    c.wait_value(y, "-", "x-first", "1")
+    c.wait_value(x, "-", "from-y", "1")
+    check(x.sync(5000) == 0 and y.sync(5000) == 0, "sync X/Y")
+    check(y.get("-", "x-second") is None, "Y got a write of X's second \"db\"")
+    check(x2.get("-", "from-y") is None, "X's second \"db\" got Y's write")
+    c.wait_converged([x, y])
+    check(c.verify(x2.env_dir)[0] == 0, "verify X's second \"db\": %s" % c.verify(x2.env_dir)[1])
+
+
+@case
+def map_full_then_enlarge(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a], env={"REPL_NODE_MAPSIZE": 1 << 20})
+    a.wait_connected(1)
+    b.wait_connected(1)
+    mark = b.log_mark()
+    # ~4 MiB on A: B's 1 MiB map cannot hold it.
+    a.send_lines(["putgen big k%02d %d %d" % (i, 100 << 10, i) for i in range(40)])
+    check(all(x.startswith("OK") for x in a.answers(40)), "putgen on A")
+    a.ok("bulk small 2000 s")
+    sums = {i: a.simple("sum big k%02d" % i) for i in range(40)}
+    wait_for(lambda: re.search(r"map is full", b.log_text(mark)), 20,
+             "B to log that its map is full")
+    line = [l for l in b.log_text(mark).splitlines() if "map is full" in l][0]
+    print("  B log: %s" % line.replace(c.root, "<dir>")[:240])
+    check(b.alive() and a.alive(), "a node died on a full map")
+    check(b.simple("count big") != "40", "B holds all 4 MiB in a 1 MiB map?")
+    # Nothing lost on the sender.
+    check({i: a.simple("sum big k%02d" % i) for i in range(40)} == sums,
+          "A's values changed while B's map was full")
+    check(a.simple("count small") == "2000", "A's small keys")
+    rc, out = c.verify(a.env_dir)
+    check(rc == 0, "verify A while B's map is full: %s" % out)
+    # The program enlarges its map: B resumes without a restart.
+    b.ok("mapsize %d" % (64 << 20))
+    wait_eq(lambda: b.simple("count big"), "40", 30, "B to hold A's 40 values after enlarging")
+    wait_eq(lambda: b.simple("count small"), "2000", 15, "B to hold A's 2000 small keys")
+    for i in range(40):
+        check(b.simple("sum big k%02d" % i) == sums[i], "B's big/k%02d differs from A's" % i)
+    b.put("-", "b-after-enlarge", "1")
+    c.wait_value(a, "-", "b-after-enlarge", "1")
+    c.wait_converged([a, b])
+
+
+@case
+def custom_comparator(c):
+    # "rev" is ordered by a reverse-memcmp comparator registered with
+    # mdb_set_compare. A and B register it; C does not (yet): C's replicator
+    # must not write "rev" until C's program registers the comparator.
+    a = c.node("A")
+    a.ok("cmp rev")
+    b = c.node("B", peers=[a])
+    b.ok("cmp rev")
+    cc = c.node("C", peers=[a, b])
+    for n in (a, b, cc):
+        n.wait_connected(2)
+    for k in ("apple", "kiwi", "mango"):
+        a.put("rev", k, "a-" + k)
+    for k in ("banana", "zucchini"):
+        b.put("rev", k, "b-" + k)
+    a.put("plain", "p1", "1")
+    want = sorted(["apple", "kiwi", "mango", "banana", "zucchini"], reverse=True)
+    for n in (a, b):
+        wait_eq(lambda: n.cmd("scan rev").split(), want, 15,
+                "%s: rev in reverse order with every key" % n.name)
+    c.wait_value(cc, "plain", "p1", "1")
+    check(a.sync(5000) == 0 and b.sync(5000) == 0, "sync A/B")
+
+    def c_rev_keys():
+        # A fresh process without the shim reads C's environment: C's own
+        # program must not open "rev" before it registers the comparator.
+        got = python_db_flags(c, cc.env_dir, ["rev"], items=True)["rev"]
+        return [] if got is None else [k for k, _ in got[1]]
+    check(c_rev_keys() == [], "C (no comparator) has rev keys: %s" % c_rev_keys())
+    b.delete("rev", "kiwi")
+    a.put("rev", "cherry", "a-cherry")
+    a.put("plain", "p2", "2")
+    c.wait_value(cc, "plain", "p2", "2")
+    check(a.sync(5000) == 0, "sync A")
+    check(c_rev_keys() == [], "C (no comparator) has rev keys: %s" % c_rev_keys())
+    # C's program registers the comparator: the deferred changes arrive.
+    cc.ok("cmp rev")
+    want = sorted(["apple", "mango", "banana", "zucchini", "cherry"], reverse=True)
+    wait_eq(lambda: cc.cmd("scan rev").split(), want, 30,
+            "C: rev in reverse order after registering the comparator")
+    check(cc.get("rev", "apple") == "a-apple" and cc.get("rev", "kiwi") is None,
+          "C: rev values")
+    for n in (a, b):
+        wait_eq(lambda: n.cmd("scan rev").split(), want, 15, "%s: rev at the end" % n.name)
+    c.wait_converged([a, b, cc])
+
+
+@case
+def memory_bound(c):
+    # A backlog of N changes reaches B by catch-up (B was never started
+    # while A wrote). RssAnon of A and B, sampled every 50 ms, must stay
+    # under 64 MiB above what each had before the catch-up.
+    n_keys = int(os.environ.get("CLUSTER_MEMORY_KEYS", 1000000))
+    env = {"REPL_NODE_MAPSIZE": 2 << 30}
+    a = c.node("A", env=env)
+    t0 = time.monotonic()
+    a.ok("fill f %d 100 7" % n_keys, timeout=180)
+    write_s = time.monotonic() - t0
+    # B's baseline: the same program on the same (empty) environment, idle,
+    # replicator running, before it ever met A.
+    b = c.node("B", env=env)
+    time.sleep(0.3)
+    base_b = rss_anon_kib(b.proc.pid)
+    b.stop()
+    base_a = rss_anon_kib(a.proc.pid)
+    limit = 64 << 10  # KiB
+    with RssSampler([a.proc.pid]) as sampler:
+        b.on_spawn = sampler.add
+        t1 = time.monotonic()
+        b.restart(peers=[a])
+        wait_eq(lambda: b.simple("count f"), str(n_keys), 75,
+                "B to hold A's %d keys by catch-up" % n_keys, interval=0.5)
+        catch_s = time.monotonic() - t1
+    peak_a, peak_b = sampler.peak[a.proc.pid], sampler.peak[b.proc.pid]
+    print("  %d keys (16-byte keys, 100-byte values, 1000 per txn): A wrote them in %.1fs, "
+          "B caught up in %.1fs; %d samples" % (n_keys, write_s, catch_s, sampler.samples))
+    print("  RssAnon KiB: A before %d, peak %d (+%d); B before (idle) %d, peak %d (+%d)"
+          % (base_a, peak_a, peak_a - base_a, base_b, peak_b, peak_b - base_b))
+    check(peak_a - base_a < limit, "A's RssAnon grew by %d KiB during catch-up (limit %d)"
+          % (peak_a - base_a, limit))
+    check(peak_b - base_b < limit, "B's RssAnon grew by %d KiB during catch-up (limit %d)"
+          % (peak_b - base_b, limit))
+    check(b.simple("sum f f%015d" % (n_keys - 1)) == a.simple("sum f f%015d" % (n_keys - 1)),
+          "last key differs")
+    c.wait_converged([a, b], timeout=60)
+
+
+@case
+def sync_api(c):
+    a = c.node("A")
+    b = c.node("B", peers=[a])
+    a.wait_connected(1)
+    b.wait_connected(1)
+    # 0 once B acknowledged: B has the value at once, without waiting.
+    for i in range(20):
+        a.put("-", "s%02d" % i, "v%d" % i)
+        check(a.sync(5000) == 0, "sync after put %d" % i)
+        got = b.get("-", "s%02d" % i)
+        check(got == "v%d" % i, "sync returned 0 but B has s%02d=%r" % (i, got))
+    a.ok("bulk sb 2000 s")
+    check(a.sync(10000) == 0, "sync after bulk")
+    check(b.simple("count sb") == "2000", "sync returned 0 but B has %s of 2000 keys"
+          % b.simple("count sb"))
+    b.put("-", "from-b", "1")
+    check(b.sync(5000) == 0 and a.get("-", "from-b") == "1", "sync on B")
+
+    # A peer that does not acknowledge (stopped): ETIMEDOUT, in about the time asked.
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        a.put("-", "pending", "1")
+        t0 = time.monotonic()
+        rc = a.sync(1000)
+        took = time.monotonic() - t0
+        check(rc == 110, "sync with a stopped peer returned %d, want ETIMEDOUT (110)" % rc)
+        check(0.9 <= took < 5, "sync(1000) with a stopped peer took %.2fs" % took)
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+    check(a.sync(10000) == 0, "sync after the peer continued")
+    check(b.get("-", "pending") == "1", "sync returned 0 but B lacks 'pending'")
+
+    # A second process on A's environment does not run the replicator:
+    # EINVAL; its commits still wake A's replicator.
+    a2 = c.node("A2", env_dir=a.env_dir, replicating=False, env={"TRLMDB_NODE": "A"})
+    st = a2.status()
+    check(st["running"] == 0, "a second process on A's environment runs a replicator: %s" % st)
+    check(a2.sync(1000) == 22, "sync in a process without the replicator must be EINVAL (22)")
+    a2.put("-", "from-a2", "1")
+    check(a.sync(5000) == 0, "A's sync after A2's commit")
+    check(b.get("-", "from-a2") == "1", "A's sync returned 0 but B lacks A2's commit")
+    a2.stop()
+
+    # No peer connected: nothing to wait for.
+    b.stop()
+    wait_eq(lambda: a.status()["connected"], 0, 10, "A to see B gone")
+    a.put("-", "alone", "1")
+    t0 = time.monotonic()
+    check(a.sync(3000) == 0, "sync without peers")
+    check(time.monotonic() - t0 < 1, "sync without peers waited %.2fs"
+          % (time.monotonic() - t0))
+    b.restart()
+    b.wait_connected(1)
+    c.wait_value(b, "-", "alone", "1")
+    c.wait_converged([a, b])
 
 
 # --- self-tests: the checks above must be able to fail ----------------------
