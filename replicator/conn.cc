@@ -76,7 +76,7 @@ Conn::Conn(Loop *loop, bool initiator) : loop_(loop), initiator_(initiator) {
   tcp_.data = timer_.data = check_.data = this;
   open_handles_ = 3;
   read_buf_.resize(256 * 1024);
-  last_recv_ms_ = started_ms_ = uv_now(loop->uv());
+  last_recv_ms_ = started_ms_ = last_tick_ms_ = uv_now(loop->uv());
 }
 
 Conn::~Conn() = default;
@@ -303,6 +303,10 @@ void Conn::on_message(std::string_view plain) {
     case MsgType::kError:
       close("the peer closed the session: " + m.error.reason, LogLevel::kWarn);
       break;
+    case MsgType::kPeers:
+      remote_direct_.clear();
+      for (uint32_t n : m.peers.nodes) remote_direct_.push_back(n & ~0xffu);
+      break;
     case MsgType::kCatchupDone:
       TRLMDB_LOG(LogLevel::kInfo, "[%s] caught up with %s", env_->name().c_str(), remote_.c_str());
       break;
@@ -483,6 +487,11 @@ void Conn::on_tick() {
     if (now - started_ms_ > timeout) close("handshake timed out", LogLevel::kWarn);
     return;
   }
+  // A loop that was itself held up (a long write transaction) has not read
+  // what arrived meanwhile: judge the peer only after the loop caught up.
+  const uint64_t since_tick = now - last_tick_ms_;
+  last_tick_ms_ = now;
+  if (since_tick > timeout / 2) return;
   if (now - last_recv_ms_ > timeout) {
     close("no response for " + std::to_string((now - last_recv_ms_) / 1000.0) + " s",
           LogLevel::kWarn);
@@ -493,8 +502,15 @@ void Conn::on_tick() {
   send(out);
 }
 
+bool Conn::peer_has_session_with(uint32_t node_key) const {
+  for (uint32_t n : remote_direct_)
+    if (n == node_key) return true;
+  return false;
+}
+
 void Conn::close(const std::string &reason, LogLevel level) {
   if (state_ == State::kClosing) return;
+  was_ready_ = state_ == State::kReady;
   state_ = State::kClosing;
   close_started_ms_ = uv_now(loop_->uv());
   if (env_)

@@ -44,6 +44,10 @@ class Conn {
   PeerSlot *slot() const { return slot_; }
   void detach_slot() { slot_ = nullptr; }
   const std::string &close_reason() const { return close_reason_; }
+  bool was_ready() const { return was_ready_; }
+  // The peer has its own session with `node` (PeersMsg): changes that came
+  // from that node reach it directly.
+  bool peer_has_session_with(uint32_t node_key) const;
   std::size_t write_queue() const;
 
   uint64_t bytes_sent = 0, bytes_received = 0;
@@ -99,11 +103,13 @@ class Conn {
   uv_shutdown_t shutdown_req_;
   int open_handles_ = 0;
   bool connected_ = false;
+  bool was_ready_ = false;
+  std::vector<uint32_t> remote_direct_;  // node keys, from the peer's PeersMsg
   bool handles_closing_ = false;
   std::string remote_;
   std::string close_reason_;
   uint32_t remote_node_ = 0;
-  uint64_t started_ms_ = 0, last_recv_ms_ = 0, close_started_ms_ = 0;
+  uint64_t started_ms_ = 0, last_recv_ms_ = 0, close_started_ms_ = 0, last_tick_ms_ = 0;
   int hs_stage_ = 0;  // 0: expecting HELLO, 1: expecting AUTH
 
   std::unique_ptr<Handshake> handshake_;

@@ -292,11 +292,45 @@ void EnvRepl::conn_handshaken(Conn *c) {
   }
   TRLMDB_LOG(LogLevel::kInfo, "[%s] %s %s (node %08" PRIx32 ") connected", name_.c_str(),
              c->initiator() ? "peer" : "incoming", c->remote().c_str(), c->remote_node());
+  announce_sessions();
   pump();
+}
+
+// Tells every peer which nodes this one has a session with, so that in a
+// mesh a change is not relayed to a peer that gets it from its origin.
+void EnvRepl::announce_sessions() {
+  PeersMsg m;
+  for (Conn *c : conns_)
+    if (c->ready() &&
+        std::find(m.nodes.begin(), m.nodes.end(), node_key(c->remote_node())) == m.nodes.end())
+      m.nodes.push_back(node_key(c->remote_node()));
+  std::string out;
+  encode_peers(m, &out);
+  for (Conn *c : conns_)
+    if (c->ready()) c->send(out);
 }
 
 void EnvRepl::conn_closed(Conn *c) {
   conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+  if (c->was_ready() && !closing_ && !resyncing_) {
+    const uint32_t lost = node_key(c->remote_node());
+    bool still = false;
+    for (Conn *d : conns_) still = still || (d->ready() && node_key(d->remote_node()) == lost);
+    if (!still) {
+      // Our other peers may have left changes from `lost` to our session with
+      // it; reconnecting makes them reconcile with us.
+      resyncing_ = true;
+      std::vector<Conn *> others = conns_;
+      for (Conn *d : others)
+        if (d->ready())
+          d->close(
+              "re-synchronising: the session with node " + std::to_string(lost >> 8) + " ended",
+              LogLevel::kInfo);
+      resyncing_ = false;
+    } else {
+      announce_sessions();
+    }
+  }
   for (Batch &b : inflight_) {
     b.awaiting.erase(c);
     b.sent_counts.erase(c);
@@ -402,19 +436,24 @@ void EnvRepl::pump() {
         inflight_keys_[key_hash(ch.xkey)] = ch.ts;
       }
       for (Conn *c : ready) {
-        // A peer never needs its own changes back.
+        // A peer never needs its own changes back, nor those of a node it
+        // has a session with (they come from there).
         ChangesMsg m{b.seq, {}};
-        const uint32_t peer = node_key(c->remote_node());
+        const uint32_t peer = node_key(c->remote_node()), self = node_key(node_);
+        auto wanted = [&](const Change &ch) {
+          const uint32_t origin = node_key(ch.ts.node);
+          return origin != peer && (origin == self || !c->peer_has_session_with(origin));
+        };
         std::size_t n = 0;
         for (const Change &ch : changes)
-          if (node_key(ch.ts.node) != peer) ++n;
+          if (wanted(ch)) ++n;
         if (n == 0) continue;
         if (n == changes.size()) {
           m.changes = changes;
         } else {
           m.changes.reserve(n);
           for (const Change &ch : changes)
-            if (node_key(ch.ts.node) != peer) m.changes.push_back(ch);
+            if (wanted(ch)) m.changes.push_back(ch);
         }
         std::string out;
         encode_changes(m, &out);

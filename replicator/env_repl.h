@@ -97,6 +97,7 @@ class EnvRepl {
   void dial(PeerSlot *slot);
   void schedule_redial(PeerSlot *slot);
   void complete_batches();
+  void announce_sessions();
   void drain_without_peers();
   void update_synced(uint64_t txnid_if_idle);
   void on_tick();
@@ -141,6 +142,7 @@ class EnvRepl {
   std::deque<std::pair<uint64_t, uint64_t>> marks_;  // (txnid, last seq of its pass)
   bool closing_ = false;
   bool pumping_ = false;
+  bool resyncing_ = false;
   bool deferred_ = false;  // changes waited for a comparator: re-sync once it comes
   int works_ = 0;
   int running_works_ = 0;   // under mu_

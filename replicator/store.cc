@@ -72,7 +72,13 @@ class Txn {
   Txn(const Txn &) = delete;
   Txn &operator=(const Txn &) = delete;
   ~Txn() { abort(); }
-  int begin(MDB_env *env, unsigned flags) { return R().mdb_txn_begin(env, nullptr, flags, &txn_); }
+  int begin(MDB_env *env, unsigned flags) {
+    EnvState *st = (flags & MDB_RDONLY) ? nullptr : env_state(env);
+    if (st) st->repl_write_wanted(true);  // the program's next write waits for us
+    int rc = R().mdb_txn_begin(env, nullptr, flags, &txn_);
+    if (st) st->repl_write_wanted(false);
+    return rc;
+  }
   int commit() { return R().mdb_txn_commit(std::exchange(txn_, nullptr)); }
   void abort() {
     if (txn_) R().mdb_txn_abort(std::exchange(txn_, nullptr));

@@ -191,6 +191,14 @@ void encode_catchup_done(std::string *out) {
   out->push_back(static_cast<char>(MsgType::kCatchupDone));
 }
 
+void encode_peers(const PeersMsg &m, std::string *out) {
+  out->push_back(static_cast<char>(MsgType::kPeers));
+  put_varint(out, m.nodes.size());
+  for (uint32_t n : m.nodes) {
+    for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(n >> (8 * i)));
+  }
+}
+
 bool decode_message(std::string_view bytes, Message *out, std::string *error) {
   if (bytes.empty()) return fail(error, "empty message");
   if (bytes.size() > kMaxMessage) return fail(error, "message larger than the maximum");
@@ -226,6 +234,18 @@ bool decode_message(std::string_view bytes, Message *out, std::string *error) {
       break;
     case MsgType::kCatchupDone:
       break;
+    case MsgType::kPeers: {
+      uint64_t n = 0;
+      if (!r.varint(&n)) return fail(error, "peers: truncated count");
+      if (n > kMaxPeers) return fail(error, "peers: more than 1024 nodes");
+      if (n * 4 != r.left()) return fail(error, "peers: count does not match the payload");
+      out->peers.nodes.clear();
+      for (uint64_t i = 0; i < n; ++i, r.p += 4)
+        out->peers.nodes.push_back(
+            static_cast<uint32_t>(r.p[0]) | static_cast<uint32_t>(r.p[1]) << 8 |
+            static_cast<uint32_t>(r.p[2]) << 16 | static_cast<uint32_t>(r.p[3]) << 24);
+      break;
+    }
     default:
       return fail(error, "unknown message type " + std::to_string(type));
   }

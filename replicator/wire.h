@@ -25,13 +25,14 @@ inline constexpr std::size_t kMaxMessage = 40u << 20;
 inline constexpr std::size_t kMaxHandshakeMessage = 4096;
 
 enum class MsgType : uint8_t {
-  kChanges = 1,     // ChangesMsg
-  kAck = 2,         // AckMsg
-  kRecon = 3,       // opaque reconciliation payload (reconcile.h)
-  kPing = 4,        // PingMsg
-  kPong = 5,        // PingMsg
-  kError = 6,       // ErrorMsg: the sender closes the connection after it
-  kCatchupDone = 7  // no payload: the sender has sent everything reconciliation asked for
+  kChanges = 1,      // ChangesMsg
+  kAck = 2,          // AckMsg
+  kRecon = 3,        // opaque reconciliation payload (reconcile.h)
+  kPing = 4,         // PingMsg
+  kPong = 5,         // PingMsg
+  kError = 6,        // ErrorMsg: the sender closes the connection after it
+  kCatchupDone = 7,  // no payload: the sender has sent everything reconciliation asked for
+  kPeers = 8         // PeersMsg
 };
 
 // One change of one xkey. The ts's op byte says put or delete. For a put of
@@ -64,6 +65,14 @@ struct PingMsg {
   uint64_t token = 0;
 };
 
+// The node words the sender has a session with for this environment. A
+// peer need not forward it changes that came from one of them: they arrive
+// directly. Sent whenever that set changes.
+struct PeersMsg {
+  std::vector<uint32_t> nodes;  // at most kMaxPeers
+};
+inline constexpr std::size_t kMaxPeers = 1024;
+
 struct ErrorMsg {
   std::string reason;  // one line, at most 512 bytes
 };
@@ -75,6 +84,7 @@ void encode_ping(MsgType type, const PingMsg &m, std::string *out);
 void encode_error(const ErrorMsg &m, std::string *out);
 void encode_recon(std::string_view payload, std::string *out);
 void encode_catchup_done(std::string *out);
+void encode_peers(const PeersMsg &m, std::string *out);
 
 // A decoded message: `type` says which member is set.
 struct Message {
@@ -84,6 +94,7 @@ struct Message {
   PingMsg ping;
   ErrorMsg error;
   std::string recon;
+  PeersMsg peers;
 };
 
 // Decodes exactly one message occupying all of `bytes`. False (with *error

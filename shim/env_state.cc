@@ -1,5 +1,6 @@
 #include "env_state.h"
 
+#include <chrono>
 #include <utility>
 
 #include "real_lmdb.h"
@@ -97,6 +98,20 @@ bool EnvState::has_comparator(std::string_view name) const {
 std::vector<std::string> EnvState::take_unrecorded_comparators() {
   std::lock_guard lock(cmp_mu_);
   return std::exchange(cmp_unrecorded_, {});
+}
+
+void EnvState::repl_write_wanted(bool wanted) {
+  std::lock_guard lock(turn_mu_);
+  repl_waiting_.fetch_add(wanted ? 1 : -1, std::memory_order_acq_rel);
+  if (!wanted) turn_cv_.notify_all();
+}
+
+void EnvState::wait_repl_turn_slow() {
+  // Bounded: a replicator stuck behind another process must not stop the
+  // program for long.
+  std::unique_lock lock(turn_mu_);
+  turn_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                    [this] { return repl_waiting_.load(std::memory_order_acquire) == 0; });
 }
 
 void EnvState::set_last_commit(const Ts &ts) {

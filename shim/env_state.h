@@ -8,6 +8,7 @@
 #include <lmdb.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -92,6 +93,15 @@ class EnvState {
   // Names noted but not yet recorded in _trlmdb_meta; clears the list.
   std::vector<std::string> take_unrecorded_comparators();
 
+  // LMDB's write lock is not fair: a program committing in a tight loop can
+  // keep the replicator's write transactions waiting for seconds. While the
+  // replicator waits for the lock, the program's next top-level write
+  // transaction in this process waits for it to get it.
+  void repl_write_wanted(bool wanted);
+  void wait_repl_turn() {
+    if (repl_waiting_.load(std::memory_order_acquire) != 0) wait_repl_turn_slow();
+  }
+
   void set_last_commit(const Ts &ts);
   std::optional<Ts> last_commit() const;
 
@@ -104,6 +114,11 @@ class EnvState {
   std::mutex frames_mu_;
   std::vector<std::unique_ptr<Frame>> frames_;
   std::atomic<Frame *> top_{nullptr};
+
+  void wait_repl_turn_slow();
+  std::atomic<int> repl_waiting_{0};
+  std::mutex turn_mu_;
+  std::condition_variable turn_cv_;
 
   mutable std::mutex cmp_mu_;
   std::vector<std::string> cmp_names_;

@@ -396,9 +396,10 @@ int env_stat(MDB_env *env, MDB_stat *stat) {
 }
 
 int txn_begin(MDB_env *env, MDB_txn *parent, unsigned flags, MDB_txn **txn) {
+  EnvState *st = env_state(env);
+  if (st && !parent && !(flags & MDB_RDONLY)) st->wait_repl_turn();
   int rc = R().mdb_txn_begin(env, parent, flags, txn);
   if (rc) return rc;
-  EnvState *st = env_state(env);
   if (!st) return 0;
   if ((flags & MDB_RDONLY) || st->read_only) {
     st->phantom_reader.store(false, std::memory_order_relaxed);

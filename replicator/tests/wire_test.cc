@@ -195,6 +195,29 @@ TEST(Wire, OtherTypesRoundTrip) {
   EXPECT_EQ(b.size(), 1u);
   d = decode_ok(b);
   EXPECT_EQ(d.type, MsgType::kCatchupDone);
+
+  for (std::vector<uint32_t> nodes :
+       {std::vector<uint32_t>{}, std::vector<uint32_t>{0x12345600u, 0xabcdef00u}}) {
+    b.clear();
+    encode_peers(PeersMsg{nodes}, &b);
+    d = decode_ok(b);
+    EXPECT_EQ(d.type, MsgType::kPeers);
+    EXPECT_EQ(d.peers.nodes, nodes);
+  }
+}
+
+TEST(WireReject, PeersCountMustMatch) {
+  std::string b;
+  encode_peers(PeersMsg{{1u << 8, 2u << 8}}, &b);
+  Message m;
+  std::string err;
+  EXPECT_FALSE(decode_message(b.substr(0, b.size() - 1), &m, &err));
+  EXPECT_FALSE(decode_message(b + "x", &m, &err));
+  std::string many(1, static_cast<char>(MsgType::kPeers));
+  put_varint(&many, kMaxPeers + 1);
+  many.append((kMaxPeers + 1) * 4, '\0');
+  EXPECT_FALSE(decode_message(many, &m, &err));
+  EXPECT_NE(err.find("1024"), std::string::npos) << err;
 }
 
 TEST(Wire, EncodersAppend) {
@@ -309,7 +332,7 @@ TEST(WireReject, TrailingBytes) {
 }
 
 TEST(WireReject, UnknownType) {
-  for (int t : {0, 8, 0x41, 0xff}) expect_reject(std::string(1, static_cast<char>(t)), "unknown");
+  for (int t : {0, 9, 0x41, 0xff}) expect_reject(std::string(1, static_cast<char>(t)), "unknown");
 }
 
 TEST(WireReject, ErrorTextTooLong) {
