@@ -461,6 +461,28 @@ def garbage_frames(c):
 
 
 @case
+def mesh_origin_dies(c):
+    """In a mesh a node does not relay a change to a peer that has its own
+    session with the change's origin. If the origin dies while streaming,
+    the survivors must still end up equal: whoever loses its session with
+    the origin re-synchronises with the others."""
+    a, b, cc = c.mesh()
+    for rnd in range(3):
+        a.send_lines(["fill f%d 30000 100 %d" % (rnd, rnd + 7)])
+        time.sleep(0.15 + 0.1 * rnd)
+        a.kill()
+        c.wait_converged([b, cc])
+        nb, nc = b.simple("count f%d" % rnd), cc.simple("count f%d" % rnd)
+        check(nb == nc, "round %d: B has %s keys of A's, C has %s" % (rnd, nb, nc))
+        a.restart()
+        for n in (a, b, cc):
+            n.wait_connected(2)
+        c.wait_converged([a, b, cc])
+    logs = b.log_text() + cc.log_text()
+    check("re-synchronising" in logs, "B and C never re-synchronised after losing A")
+
+
+@case
 def kill_restart(c):
     a, b, cc = c.mesh()
     nodes = [a, b, cc]
