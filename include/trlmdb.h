@@ -38,6 +38,17 @@ int trlmdb_env_node(MDB_env *env, uint32_t *node);
  *  EINVAL if env or ts is NULL. */
 int trlmdb_last_commit_ts(MDB_env *env, unsigned char ts[TRLMDB_TS_SIZE]);
 
+/** @brief The extended timestamp of a key (or, with an empty key, of the
+ *  database's marker) as txn sees it: the stamp of its last change, put or
+ *  delete (the op byte says which; a deleted key keeps its tombstone).
+ *  A write transaction's own changes are stamped when it commits, so read
+ *  them in a transaction begun after the commit.
+ *  @param[in] txn  any transaction of an environment opened through trlmdb.
+ *  @param[out] ts  12 bytes, big-endian (DESIGN.md section 1).
+ *  @return 0; MDB_NOTFOUND if the key was never stamped; EINVAL for NULL
+ *  arguments or a handle the shim does not know. */
+int trlmdb_key_ts(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, unsigned char ts[TRLMDB_TS_SIZE]);
+
 /** @brief Replication status of an environment, as this process sees it. */
 typedef struct TRLMDB_repl_status {
   /** 1 if this process runs the replicator of env; 0 if it has none (not

@@ -244,6 +244,10 @@ TRLMDB_API const char *trlmdb_version(int *major, int *minor, int *patch) {
   return "trlmdb " TRLMDB_VERSION_STRING;
 }
 TRLMDB_API int trlmdb_env_node(MDB_env *env, uint32_t *node) { return ops::env_node(env, node); }
+TRLMDB_API int trlmdb_key_ts(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key,
+                             unsigned char ts[TRLMDB_TS_SIZE]) {
+  return ops::key_ts(txn, dbi, key, ts);
+}
 TRLMDB_API int trlmdb_repl_status(MDB_env *env, TRLMDB_repl_status *status) {
   return trlmdb::repl::status(env, status);
 }

@@ -637,6 +637,25 @@ int last_commit_ts(MDB_env *env, unsigned char ts[12]) {
   return 0;
 }
 
+int key_ts(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, unsigned char ts[12]) {
+  EnvState *st = txn_state(txn);
+  if (!st || !key || !ts || st->is_reserved_dbi(dbi)) return EINVAL;
+  const std::string *name = st->db_name(dbi);
+  if (!name) return EINVAL;
+  if (!st->reserved_ready.load(std::memory_order_acquire)) return MDB_NOTFOUND;
+  unsigned f;
+  // A transaction older than the reserved databases does not see them.
+  if (R().mdb_dbi_flags(txn, st->reserved.time, &f) != 0) return MDB_NOTFOUND;
+  const std::string xkey =
+      make_xkey(*name, {static_cast<const char *>(key->mv_data), key->mv_size});
+  MDB_val k{xkey.size(), const_cast<char *>(xkey.data())}, v;
+  int rc = R().mdb_get(txn, st->reserved.time, &k, &v);
+  if (rc) return rc;
+  if (v.mv_size != kTsSize) return MDB_CORRUPTED;
+  std::memcpy(ts, v.mv_data, kTsSize);
+  return 0;
+}
+
 int env_node(MDB_env *env, uint32_t *node) {
   EnvState *st = env_state(env);
   if (!st || !node || !st->opened || st->read_only) return EINVAL;

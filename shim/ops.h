@@ -66,5 +66,6 @@ bool is_reserved_handle(MDB_txn *txn, MDB_dbi dbi);
 
 int last_commit_ts(MDB_env *env, unsigned char ts[12]);
 int env_node(MDB_env *env, uint32_t *node);
+int key_ts(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, unsigned char ts[12]);
 
 }  // namespace trlmdb::ops

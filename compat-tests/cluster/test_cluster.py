@@ -483,6 +483,30 @@ def mesh_origin_dies(c):
 
 
 @case
+def bad_config(c):
+    """A typo in the replication settings turns replication off with one clear
+    line on stderr; the program itself works as with LMDB, bookkeeping
+    included."""
+    cases = [
+        ({"TRLMDB_PEERS": "localhost:x"}, r"TRLMDB_PEERS.*not host:port"),
+        ({"TRLMDB_LISTEN": "0.0.0.0:0", "TRLMDB_SECRET": None}, r"needs a cluster secret"),
+        ({"TRLMDB_LOG": "loud"}, r"TRLMDB_LOG"),
+    ]
+    for i, (env, pattern) in enumerate(cases):
+        n = c.node("bad%d" % i, env=env, replicating=False)
+        n.put("-", "k", "v%d" % i)
+        check(n.get("-", "k") == "v%d" % i, "case %d: the program's write failed" % i)
+        st = n.status()
+        check(st["running"] == 0, "case %d: a replicator runs despite %s: %s" % (i, env, st))
+        log = n.log_text()
+        lines = [l for l in log.splitlines() if "replication is off" in l]
+        check(len(lines) == 1 and re.search(pattern, lines[0]),
+              "case %d: expected one clear line matching %r, got:\n%s" % (i, pattern, log))
+        n.stop()
+        c.verify(n.env_dir)
+
+
+@case
 def kill_restart(c):
     a, b, cc = c.mesh()
     nodes = [a, b, cc]

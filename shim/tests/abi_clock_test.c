@@ -374,6 +374,60 @@ static void test_trlmdb_last_commit_ts(void **state) {
   tu_snap_free(&s);
 }
 
+static void test_trlmdb_key_ts(void **state) {
+  FX;
+  tu_open(fx, 0);
+  unsigned char ts[TRLMDB_TS_SIZE];
+  MDB_val k = tu_str("k");
+  /* Before anything was ever written: no stamps, and NULL arguments. */
+  MDB_txn *t = tu_begin(fx, NULL, MDB_RDONLY);
+  tu_assert_rc(trlmdb_key_ts(t, main_dbi(t), &k, ts), MDB_NOTFOUND);
+  tu_assert_rc(trlmdb_key_ts(NULL, 1, &k, ts), EINVAL);
+  tu_assert_rc(trlmdb_key_ts(t, main_dbi(t), NULL, ts), EINVAL);
+  tu_assert_rc(trlmdb_key_ts(t, main_dbi(t), &k, NULL), EINVAL);
+  mdb_txn_abort(t);
+
+  tu_put_commit(fx, NULL, 0, "k", "v1");
+  unsigned char put1[TRLMDB_TS_SIZE], last[TRLMDB_TS_SIZE];
+  tu_assert_rc(trlmdb_last_commit_ts(fx->env, last), 0);
+  t = tu_begin(fx, NULL, MDB_RDONLY);
+  tu_assert_rc(trlmdb_key_ts(t, main_dbi(t), &k, put1), 0);
+  assert_memory_equal(put1, last, TRLMDB_TS_SIZE);
+  assert_int_equal(put1[11], TU_OP_PUT);
+  MDB_val other = tu_str("other");
+  tu_assert_rc(trlmdb_key_ts(t, main_dbi(t), &other, ts), MDB_NOTFOUND);
+  mdb_txn_abort(t);
+
+  /* Named database: its marker (empty key) and its keys; a delete leaves a
+   * tombstone stamp; in a write txn the txn's own change is not stamped yet. */
+  tu_put_commit(fx, "named", MDB_CREATE, "a", "x");
+  t = tu_begin(fx, NULL, 0);
+  MDB_dbi d = tu_dbi_in(t, "named", 0);
+  MDB_val a = tu_str("a"), empty = {0, NULL};
+  unsigned char before[TRLMDB_TS_SIZE], marker[TRLMDB_TS_SIZE];
+  tu_assert_rc(trlmdb_key_ts(t, d, &a, before), 0);
+  tu_assert_rc(trlmdb_key_ts(t, d, &empty, marker), 0);
+  assert_int_equal(marker[11], TU_OP_PUT);
+  tu_assert_rc(mdb_del(t, d, &a, NULL), 0);
+  tu_assert_rc(trlmdb_key_ts(t, d, &a, ts), 0);
+  assert_memory_equal(ts, before, TRLMDB_TS_SIZE);
+  tu_commit(t);
+  t = tu_begin(fx, NULL, MDB_RDONLY);
+  d = tu_dbi_in(t, "named", 0);
+  tu_assert_rc(trlmdb_key_ts(t, d, &a, ts), 0);
+  assert_int_equal(ts[11], TU_OP_DEL);
+  assert_true(memcmp(ts, before, TRLMDB_TS_SIZE) > 0);
+  mdb_txn_abort(t);
+
+  /* What it returns is what _trlmdb_time holds. */
+  tu_snap s;
+  tu_snap_take(fx, &s);
+  const tu_entry *e = tu_find(&s.time, "named", "a", 1);
+  assert_non_null(e);
+  assert_memory_equal(e->ts, ts, TRLMDB_TS_SIZE);
+  tu_snap_free(&s);
+}
+
 static void test_trlmdb_env_node(void **state) {
   FX;
   uint32_t node = 0;
@@ -437,6 +491,7 @@ int main(int argc, char **argv) {
       TC(test_clock_meta_high_water_persisted),
       cmocka_unit_test(test_trlmdb_version),
       TC(test_trlmdb_last_commit_ts),
+      TC(test_trlmdb_key_ts),
       TC(test_trlmdb_env_node),
       TC(test_node_word_differs_between_envs),
 #undef TC
