@@ -370,9 +370,11 @@ void Conn::start_recon() {
   q->store = &env_->store();
   Loop *loop = loop_;
   std::thread([q, loop] {
+    std::vector<ReconItem> items;
     q->env->work_enter();
-    q->rc = q->store->snapshot(&q->items);
+    q->rc = q->store->snapshot(&items);
     q->env->work_leave();
+    if (q->rc == 0) q->snapshot = std::make_shared<const ReconSnapshot>(std::move(items));
     loop->post([q] {
       q->env->end_work();  // the environment may close only after this
       q->conn->on_snapshot(q);
@@ -390,7 +392,7 @@ void Conn::on_snapshot(SnapshotReq *q) {
   if (q->rc)
     return close(std::string("cannot read _trlmdb_time: ") + real().mdb_strerror(q->rc),
                  LogLevel::kError);
-  snapshot_ = std::make_shared<ReconSnapshot>(std::move(q->items));
+  snapshot_ = std::move(q->snapshot);
   recon_ = std::make_unique<Reconciler>(snapshot_, initiator_);
   if (initiator_) send_recon(recon_->start());
   std::vector<std::string> early = std::move(early_recon_);

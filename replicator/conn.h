@@ -59,7 +59,7 @@ class Conn {
     Conn *conn = nullptr;
     EnvRepl *env = nullptr;
     Store *store = nullptr;
-    std::vector<ReconItem> items;
+    std::shared_ptr<const ReconSnapshot> snapshot;  // sorted on the snapshot thread
     int rc = 0;
   };
 
