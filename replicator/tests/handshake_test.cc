@@ -200,6 +200,45 @@ TEST(Handshake, AuthFromAnotherSessionRefused) {
   EXPECT_EQ(s.reason, "authentication failed: the peer does not know this cluster's secret");
 }
 
+// An eavesdropper who recorded a whole successful handshake cannot replay
+// it: the acceptor's fresh key and nonce change the transcript.
+TEST(Handshake, ReplayedHandshakeRefused) {
+  Handshake ini1(params(true)), acc1(params(false));
+  const std::string hello = body_of(ini1.hello_frame());
+  ASSERT_TRUE(acc1.on_hello(hello).ok);
+  acc1.set_local_node(0x44556600);
+  ASSERT_TRUE(ini1.on_hello(body_of(acc1.hello_frame())).ok);
+  const std::string auth = body_of(ini1.auth_frame());
+  ASSERT_TRUE(acc1.on_auth(auth).ok);
+
+  Handshake acc2(params(false));
+  ASSERT_TRUE(acc2.on_hello(hello).ok);  // a hello alone proves nothing
+  acc2.set_local_node(0x44556600);
+  acc2.hello_frame();
+  Step s = acc2.on_auth(auth);
+  EXPECT_FALSE(s.ok);
+  EXPECT_EQ(acc2.take_channel(), nullptr);
+}
+
+// A hello changed in transit (here the node word) makes the two sides'
+// transcripts differ, so authentication fails: a man in the middle cannot
+// alter what a peer announces.
+TEST(Handshake, TamperedHelloRefused) {
+  for (bool tamper_initiator : {true, false}) {
+    Handshake ini(params(true)), acc(params(false));
+    std::string ih = body_of(ini.hello_frame());
+    if (tamper_initiator) ih[ih.size() - 32 - 32 - 8 - 3] ^= 0x01;  // a node word byte
+    ASSERT_TRUE(acc.on_hello(ih).ok);
+    EXPECT_EQ(acc.peer_hello().node != 0x11223300u, tamper_initiator) << "the node word changed";
+    acc.set_local_node(0x44556600);
+    std::string ah = body_of(acc.hello_frame());
+    if (!tamper_initiator) ah[ah.size() - 32 - 32 - 8 - 3] ^= 0x01;
+    ASSERT_TRUE(ini.on_hello(ah).ok);
+    Step s = acc.on_auth(body_of(ini.auth_frame()));
+    EXPECT_FALSE(s.ok) << "tampered " << (tamper_initiator ? "initiator" : "acceptor") << " hello";
+  }
+}
+
 TEST(Handshake, DifferentClusterRefused) {
   Handshake ini(params(true, "s", "alpha")), acc(params(false, "s", "beta"));
   Outcome o = run(ini, acc);
