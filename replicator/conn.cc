@@ -279,13 +279,24 @@ void Conn::on_message(std::string_view plain) {
   if (!decode_message(plain, &m, &error))
     return close("malformed message: " + error, LogLevel::kWarn);
   switch (m.type) {
-    case MsgType::kChanges:
+    case MsgType::kChanges: {
+      // A stamp far ahead of every clock in the cluster would win every
+      // conflict from then on and drag this node's clock along: refused.
+      const uint64_t limit = shown_wall_clock() +
+                             2 * clock_units_from_ms(env_->config().max_skew_ms) +
+                             clock_units_from_ms(1000);
+      for (const Change &c : m.changes.changes)
+        if (c.ts.time > limit)
+          return close("a change stamped " + format_ts(c.ts) +
+                           " is further ahead of this node's clock than the allowed skew",
+                       LogLevel::kError);
       for (Change &c : m.changes.changes) {
         incoming_bytes_ += c.payload_bytes();
         incoming_.push_back(std::move(c));
       }
       if (m.changes.seq) incoming_acks_.push_back(m.changes.seq);
       break;
+    }
     case MsgType::kAck:
       env_->on_ack(this, m.ack.seq);
       break;

@@ -55,7 +55,8 @@ bool fail(std::string *error, std::string msg) {
   return false;
 }
 
-bool decode_change(Reader &r, std::size_t index, Change *c, std::string *error) {
+bool decode_change(Reader &r, std::size_t index, Change *c, std::size_t *values_left,
+                   std::string *error) {
   auto bad = [&](const char *what) {
     return fail(error, "changes: entry " + std::to_string(index) + ": " + what);
   };
@@ -77,6 +78,8 @@ bool decode_change(Reader &r, std::size_t index, Change *c, std::string *error) 
   if (!r.varint(&nvalues)) return bad("truncated value count");
   // Each value takes at least its one-byte length.
   if (nvalues > r.left()) return bad("value count larger than the message");
+  if (nvalues > *values_left) return bad("more values in the message than the limit");
+  *values_left -= nvalues;
   bool marker = key.empty();
   if (c->ts.is_delete() && nvalues != 0) return bad("delete with values");
   if (c->ts.is_put() && marker && nvalues != 0) return bad("database marker with values");
@@ -100,10 +103,12 @@ bool decode_changes(Reader &r, ChangesMsg *m, std::string *error) {
   uint64_t count = 0;
   if (!r.varint(&count)) return fail(error, "changes: truncated count");
   if (count > r.left() / kMinChange) return fail(error, "changes: count larger than the message");
+  if (count > kMaxChangesPerMessage) return fail(error, "changes: more than 65536 in one message");
   m->changes.clear();
   m->changes.resize(count);
+  std::size_t values_left = kMaxValuesPerMessage;
   for (uint64_t i = 0; i < count; ++i) {
-    if (!decode_change(r, i, &m->changes[i], error)) return false;
+    if (!decode_change(r, i, &m->changes[i], &values_left, error)) return false;
   }
   return true;
 }

@@ -21,6 +21,11 @@ inline constexpr uint16_t kProtocolVersion = 1;
 // Largest plaintext message after the handshake: a 16 MiB value, its key and
 // framing fit with room to spare. Larger frames are malformed.
 inline constexpr std::size_t kMaxMessage = 40u << 20;
+// What one message may make a receiver allocate beyond its own bytes: each
+// change and each value costs a fixed-size object, so their numbers are
+// bounded too (a DUPSORT key with more duplicates cannot travel).
+inline constexpr std::size_t kMaxChangesPerMessage = 65536;
+inline constexpr std::size_t kMaxValuesPerMessage = 2u << 20;
 // Handshake messages are small and arrive before the peer is authenticated.
 inline constexpr std::size_t kMaxHandshakeMessage = 4096;
 

@@ -7,6 +7,7 @@ packages=(
   libuv1-dev libsodium-dev libxxhash-dev
   libcmocka-dev googletest libgtest-dev
   binutils dpkg-dev
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

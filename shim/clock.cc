@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 namespace trlmdb {
 
 uint64_t wall_clock_now() {
@@ -12,7 +14,9 @@ uint64_t wall_clock_now() {
 }
 
 int64_t clock_units_from_ms(int64_t ms) {
-  // 2^32 units per second; split to keep precision without overflow.
+  // 2^32 units per second; split to keep precision without overflow. The
+  // clamp (about 34 years) keeps any strtoll result in range.
+  ms = std::clamp<int64_t>(ms, -(int64_t{1} << 40), int64_t{1} << 40);
   return (ms / 1000) * (int64_t{1} << 32) + ((ms % 1000) * (int64_t{1} << 32)) / 1000;
 }
 

@@ -263,6 +263,32 @@ TEST(WireReject, OverlongVarint) {
   expect_reject(c, "changes: truncated seq");
 }
 
+// What a message can make the receiver allocate is bounded, not only its
+// byte size: every change and every value costs an object of its own.
+TEST(WireReject, TooManyChangesOrValues) {
+  ChangesMsg m;
+  m.changes.push_back(change("d", "k", put_ts(1), {}));
+  m.changes[0].values.assign(kMaxValuesPerMessage + 1, std::string());
+  std::string b;
+  encode_changes(m, &b);
+  expect_reject(b, "more values in the message than the limit");
+  m.changes[0].values.resize(kMaxValuesPerMessage);
+  b.clear();
+  encode_changes(m, &b);
+  decode_ok(b);
+
+  ChangesMsg many;
+  for (std::size_t i = 0; i <= kMaxChangesPerMessage; ++i)
+    many.changes.push_back(change("", "k" + std::to_string(i), put_ts(1), {"v"}));
+  b.clear();
+  encode_changes(many, &b);
+  expect_reject(b, "more than 65536");
+  many.changes.pop_back();
+  b.clear();
+  encode_changes(many, &b);
+  decode_ok(b);
+}
+
 TEST(WireReject, CountLargerThanInput) {
   std::string b(1, static_cast<char>(MsgType::kChanges));
   put_varint(&b, 1);
