@@ -554,6 +554,14 @@ bool Reconciler::on_message(std::string_view payload, std::string *reply, std::s
   std::vector<uint64_t> wants;
   if (!m.decode(payload, &tasks, &got, &wants, error)) return false;
 
+  // An honest exchange answers each payload before the next arrives, so
+  // what waits here stays far below these bounds; a peer that keeps sending
+  // work without reading the answers is cut off instead of growing memory.
+  constexpr std::size_t kMaxBacklog = 1u << 20, kMaxPool = 2u << 20;
+  if (m.backlog.size() + tasks.size() > kMaxBacklog || m.pool.size() + got.size() > kMaxPool) {
+    *error = "reconciliation payload: more pending work than the limit";
+    return false;
+  }
   m.started = true;
   m.peer_more = flags & kFlagMore;
   m.pool.insert(m.pool.end(), got.begin(), got.end());
