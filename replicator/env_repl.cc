@@ -512,7 +512,12 @@ void EnvRepl::refresh_counts() {
 
 void EnvRepl::on_tick() {
   ++tick_count_;
-  if (tick_count_ % 5 == 0) pump();  // safety net: commits whose wake-up was lost
+  if (tick_count_ % 5 == 0) {
+    pump();  // safety net: commits whose wake-up was lost
+    if (int rc = store_ ? store_->drop_pending() : 0)
+      TRLMDB_LOG(LogLevel::kWarn, "[%s] cannot drop a deleted database yet: %s", name_.c_str(),
+                 real().mdb_strerror(rc));
+  }
   refresh_counts();
   TRLMDB_repl_status s{};
   fill_status(&s);

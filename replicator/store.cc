@@ -118,6 +118,9 @@ struct DbInfo {
 // slot). The shim's opens take g_dbi_open_mu for the call; the store keeps it
 // from its first open until its transaction has ended. Declared before the
 // Txn so that it is released after the transaction ends.
+// open_handle's answer in a read transaction that is not the newest.
+constexpr int kStaleSnapshot = -31000;
+
 class DbiLock {
  public:
   // EBUSY when a program transaction that opened a handle stays open: the
@@ -231,6 +234,13 @@ class TxnDbs {
     const std::string cname(name);
     int rc = lock_->hold();
     if (rc) return rc;
+    // A read transaction older than the last commit may still see a
+    // database that a newer transaction dropped; a handle it opened would
+    // outlive the database once committed. Its caller retries with a fresh
+    // snapshot, begun while this lock keeps handle changes out.
+    MDB_envinfo info;
+    if (R().mdb_env_info(st_->env(), &info) == 0 && R().mdb_txn_id(txn_) < info.me_last_txnid)
+      return kStaleSnapshot;
     rc = R().mdb_dbi_open(txn_, cname.c_str(), flags, dbi);
     if (rc == 0) opened_[cname] = *dbi;
     return rc;
@@ -386,9 +396,9 @@ int read_change(EnvState *st, TxnDbs *dbs, MDB_txn *txn, std::string_view xkey, 
 // Scans `dbi` (a reserved database of xkey -> ts) after pos, adding a change
 // for every entry `want` accepts, within the limits.
 template <typename Want>
-int scan(EnvState *st, Handles *handles, MDB_dbi dbi, ScanPos *pos, std::size_t max_entries,
-         std::size_t max_bytes, const Want &want, std::vector<Change> *out, uint64_t *txnid) {
-  DbiLock lock(st->env());
+int scan_once(EnvState *st, Handles *handles, MDB_dbi dbi, ScanPos *pos, std::size_t max_entries,
+              std::size_t max_bytes, const Want &want, std::vector<Change> *out, uint64_t *txnid,
+              DbiLock &lock) {
   Txn txn;
   int rc = begin_read(st, &txn);
   if (rc) return rc;
@@ -436,6 +446,22 @@ int scan(EnvState *st, Handles *handles, MDB_dbi dbi, ScanPos *pos, std::size_t 
   rc = txn.commit();
   if (rc == 0) dbs.committed();
   return rc;
+}
+
+template <typename Want>
+int scan(EnvState *st, Handles *handles, MDB_dbi dbi, ScanPos *pos, std::size_t max_entries,
+         std::size_t max_bytes, const Want &want, std::vector<Change> *out, uint64_t *txnid) {
+  std::shared_lock handles_held(st->user_handles_mu);  // no program drop closes one meanwhile
+  DbiLock lock(st->env());  // held across the retry: its snapshot is then the newest
+  const ScanPos pos0 = *pos;
+  const std::size_t out0 = out->size();
+  int rc = scan_once(st, handles, dbi, pos, max_entries, max_bytes, want, out, txnid, lock);
+  if (rc == kStaleSnapshot) {
+    *pos = pos0;
+    out->resize(out0);
+    rc = scan_once(st, handles, dbi, pos, max_entries, max_bytes, want, out, txnid, lock);
+  }
+  return rc == kStaleSnapshot ? MDB_BAD_DBI : rc;
 }
 
 bool is_empty(MDB_txn *txn, MDB_dbi dbi, int *rc) {
@@ -512,13 +538,27 @@ class Applier {
     for (const std::string &name : to_drop) {
       DbInfo *db = nullptr;
       int rc = dbs_.find(name, &db);
-      if (rc == 0) rc = dbs_.drop(name, db);
+      if (rc) return rc;
+      if (st_->program_handle(db->dbi)) {
+        // The program holds the handle: dropping would close it under it.
+        // The database stays, empty, its marker a deletion (what verify and
+        // digest read as dropped), until the program lets go.
+        pending_drops_.push_back(name);
+        continue;
+      }
+      rc = dbs_.drop(name, db);
       if (rc) return rc;
     }
     return 0;
   }
 
+  const std::vector<std::string> &pending_drops() const { return pending_drops_; }
+  const std::vector<std::pair<std::string, unsigned>> &recreate() const { return recreate_; }
+
  private:
+  std::vector<std::string> pending_drops_;
+  std::vector<std::pair<std::string, unsigned>> recreate_;  // name, flags
+
   int stamp(std::string_view xkey, const Ts &ts) {
     wrote_ = true;
     return write_stamp(txn_, st_->reserved, xkey, ts);
@@ -566,6 +606,23 @@ class Applier {
     if (gated(dbname, *db, c.db_flags)) {
       ++stats_.deferred;
       return 0;
+    }
+    // A put older than its database's deletion (mdb_drop(…, 1)) lost to it:
+    // the node that dropped never had this key, so no tombstone of its own
+    // will come. The key is deleted as of the drop, as everywhere else.
+    if (!dbname.empty()) {
+      std::optional<Ts> marker = read_stamp(txn_, st_->reserved.time, make_xkey(dbname, {}), &rc);
+      if (rc) return rc;
+      if (marker && marker->is_delete() && *marker > c.ts) {
+        ++stats_.ignored;
+        if (db->exists) {
+          MDB_val k = as_val(key);
+          rc = R().mdb_del(txn_, db->dbi, &k, nullptr);
+          if (rc && rc != MDB_NOTFOUND) return rc;
+          touch(dbname);
+        }
+        return stamp(c.xkey, *marker);
+      }
     }
     if (!db->exists) {
       rc = dbs_.create(dbname, c.db_flags, db);
@@ -626,10 +683,21 @@ class Applier {
     bool skip;
     int rc = find_or_skip(c, dbname, &db, &skip);
     if (rc || skip) return rc;
-    // A database that exists keeps its flags, even if the newer marker says
-    // others: LMDB fixes a database's order at creation, so flags cannot be
-    // last-writer-wins (re-creating it would need it empty, and dropping
-    // closes the program's handle to it).
+    // LMDB fixes a database's order at creation: a newer marker with other
+    // flags can only re-create an empty database (one a deletion emptied),
+    // and only once no program handle would be closed under it. A database
+    // holding keys keeps its flags.
+    const unsigned want = c.db_flags & kOrderFlags;
+    if (db->exists && db->flags != want && !dbname.empty()) {
+      const bool empty = is_empty(txn_, db->dbi, &rc);
+      if (rc) return rc;
+      if (empty && st_->program_handle(db->dbi)) {
+        recreate_.emplace_back(std::string(dbname), want);
+      } else if (empty) {
+        rc = dbs_.drop(dbname, db);
+        if (rc) return rc;
+      }
+    }
     if (!db->exists) {
       rc = dbs_.create(dbname, c.db_flags, db);
       if (rc) return rc;
@@ -689,6 +757,8 @@ class Applier {
 
 struct Store::Impl {
   Handles handles;
+  std::set<std::string> pending_drops;       // see Applier::finish
+  std::map<std::string, unsigned> recreate;  // see Applier::marker_put
 };
 
 Store::Store(EnvState *st) : st_(st), impl_(new Impl) {}
@@ -772,6 +842,8 @@ int Store::apply(const std::vector<Change> &changes, ApplyStats *stats) {
     if (rc == 0) {
       applier.dbs().committed();
       if (opened) reserved_committed(st_);
+      impl_->pending_drops.insert(applier.pending_drops().begin(), applier.pending_drops().end());
+      for (const auto &[name, flags] : applier.recreate()) impl_->recreate[name] = flags;
       return 0;
     }
   } else {
@@ -803,6 +875,64 @@ int Store::forget_recent(const std::vector<std::pair<std::string, Ts>> &acked) {
   }
   if (rc) return rc;
   return txn.commit();
+}
+
+int Store::drop_pending() {
+  if (impl_->pending_drops.empty() && impl_->recreate.empty()) return 0;
+  int rc = ensure_ready(nullptr);
+  if (rc) return rc;
+  DbiLock lock(st_->env());
+  Txn txn;
+  rc = txn.begin(st_->env(), 0);
+  if (rc) return rc;
+  TxnDbs dbs(st_, &impl_->handles, txn.get(), &lock);
+  bool dropped = false;
+  for (auto it = impl_->pending_drops.begin(); rc == 0 && it != impl_->pending_drops.end();) {
+    DbInfo *db = nullptr;
+    rc = dbs.find(*it, &db);
+    if (rc) break;
+    if (!db->exists) {
+      it = impl_->pending_drops.erase(it);
+      continue;
+    }
+    if (st_->program_handle(db->dbi)) {
+      ++it;
+      continue;
+    }
+    std::optional<Ts> m = read_stamp(txn.get(), st_->reserved.time, make_xkey(*it, {}), &rc);
+    if (rc) break;
+    const bool empty = is_empty(txn.get(), db->dbi, &rc);
+    if (rc) break;
+    if (m && m->is_delete() && empty) {
+      rc = dbs.drop(*it, db);
+      dropped = dropped || rc == 0;
+    }
+    it = impl_->pending_drops.erase(it);  // re-created meanwhile: nothing to do
+  }
+  for (auto it = impl_->recreate.begin(); rc == 0 && it != impl_->recreate.end();) {
+    DbInfo *db = nullptr;
+    rc = dbs.find(it->first, &db);
+    if (rc) break;
+    if (db->exists && st_->program_handle(db->dbi)) {
+      ++it;
+      continue;
+    }
+    const bool empty = db->exists ? is_empty(txn.get(), db->dbi, &rc) : true;
+    if (rc) break;
+    if (db->exists && empty && db->flags != it->second) {
+      rc = dbs.drop(it->first, db);
+      if (rc == 0) rc = dbs.create(it->first, it->second, db);
+      dropped = dropped || rc == 0;
+    }
+    it = impl_->recreate.erase(it);
+  }
+  if (rc == 0 && dropped) {
+    rc = txn.commit();
+    if (rc == 0) dbs.committed();
+    return rc;
+  }
+  txn.abort();
+  return rc;
 }
 
 int Store::snapshot(std::vector<ReconItem> *out) {

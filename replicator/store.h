@@ -85,6 +85,10 @@ class Store {
   // (an entry re-stamped meanwhile stays), in one write transaction.
   int forget_recent(const std::vector<std::pair<std::string, Ts>> &acked);
 
+  // Drops the databases a received deletion left in place because the
+  // program still held their handle, once it no longer does.
+  int drop_pending();
+
   // (key hash, ts) of every _trlmdb_time entry, from one read transaction.
   int snapshot(std::vector<ReconItem> *out);
 

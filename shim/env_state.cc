@@ -19,7 +19,16 @@ EnvState *txn_state(MDB_txn *txn) { return txn ? env_state(real().mdb_txn_env(tx
 void EnvState::on_open(unsigned total_dbi_slots) {
   std::lock_guard lock(names_mu_);
   names_ = std::vector<std::atomic<const std::string *>>(total_dbi_slots);
+  program_handles_ = std::vector<std::atomic<bool>>(total_dbi_slots);
   opened = true;
+}
+
+void EnvState::set_program_handle(MDB_dbi dbi, bool open) {
+  if (dbi < program_handles_.size()) program_handles_[dbi].store(open, std::memory_order_release);
+}
+
+bool EnvState::program_handle(MDB_dbi dbi) const {
+  return dbi < program_handles_.size() && program_handles_[dbi].load(std::memory_order_acquire);
 }
 
 bool EnvState::is_reserved_dbi(MDB_dbi dbi) const {

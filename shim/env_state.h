@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,17 @@ class EnvState {
   // Removes the frames at `depth` and above.
   void pop_frames(std::size_t depth);
 
+  // Handles the program opened and has not closed or dropped. LMDB closes a
+  // handle env-wide when its database is dropped, so the replicator must not
+  // drop a database under a program that still uses the handle.
+  void set_program_handle(MDB_dbi dbi, bool open);
+  bool program_handle(MDB_dbi dbi) const;
+
+  // Held shared by the replicator while a read transaction of its own uses
+  // user database handles, and exclusively around a program's
+  // mdb_drop(…, 1), which closes a handle env-wide at once.
+  std::shared_mutex user_handles_mu;
+
   // The replicator's per-environment object (replicator/), if it runs.
   std::atomic<void *> repl{nullptr};
 
@@ -108,6 +120,7 @@ class EnvState {
  private:
   MDB_env *env_;
   std::vector<std::atomic<const std::string *>> names_;
+  std::vector<std::atomic<bool>> program_handles_;
   std::vector<std::unique_ptr<std::string>> name_store_;
   std::mutex names_mu_;
 

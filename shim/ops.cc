@@ -462,6 +462,7 @@ int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
   }
   if (rc || !t.st) return rc;
   if (name) t.st->set_db_name(*dbi, name);
+  if (name) t.st->set_program_handle(*dbi, true);
   if (created) {
     t.name = t.st->db_name(*dbi);
     return note_change(t, *dbi, {}, Op::kPut);
@@ -472,6 +473,7 @@ int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
 void dbi_close(MDB_env *env, MDB_dbi dbi) {
   EnvState *st = env_state(env);
   if (st && st->is_reserved_dbi(dbi)) return;
+  if (st) st->set_program_handle(dbi, false);
   R().mdb_dbi_close(env, dbi);
 }
 
@@ -494,7 +496,29 @@ int drop(MDB_txn *txn, MDB_dbi dbi, int del) {
   PendingSet dropped;
   int rc = record_drop(t.st, txn, dbi, del, &dropped);
   if (rc) return rc;
-  rc = R().mdb_drop(txn, dbi, del);
+  if (del) {
+    // Deleting closes the handle at once, env-wide, like a change of the
+    // handle table by mdb_dbi_open: the replicator must not be reading that
+    // database meanwhile, nor open handles until this transaction ended.
+    struct Args {
+      EnvState *st;
+      MDB_txn *txn, *root;
+      MDB_dbi dbi;
+    } args{t.st, txn, t.st->frame_at(0) ? t.st->frame_at(0)->txn : txn, dbi};
+    auto locked_drop = [](void *p) {
+      auto *a = static_cast<Args *>(p);
+      std::lock_guard lock(g_dbi_open_mu);
+      dbi_gate::opened_in(a->st->env(), a->root);
+      return R().mdb_drop(a->txn, a->dbi, 1);
+    };
+    // Not through the replicator's loop: it may be waiting for the write
+    // lock this transaction holds.
+    std::unique_lock handles(t.st->user_handles_mu);
+    rc = locked_drop(&args);
+  } else {
+    rc = R().mdb_drop(txn, dbi, del);
+  }
+  if (rc == 0 && del) t.st->set_program_handle(dbi, false);
   if (rc == 0) t.frame->pending.append(dropped);
   return rc;
 }

@@ -24,6 +24,7 @@
  *                                     DUPSORT|INTEGERKEY (REVERSEKEY DUPSORT
  *                                     INTEGERKEY DUPFIXED INTEGERDUP REVERSEDUP)
  *   drop DB 0|1             -> "OK <ts hex>" | "NOTFOUND"
+ *   dbiclose DB             -> "OK" | "NOTFOUND": mdb_dbi_close of DB's handle
  *   get DB KEY              -> value | "NOTFOUND" (first duplicate in DUPSORT;
  *                              tests never store the value NOTFOUND)
  *   getdups DB KEY          -> all duplicates, space separated | "NOTFOUND"
@@ -476,6 +477,23 @@ static void command(char *line) {
     NEED(3);
     a.del_db = atoi(t[2]);
     write_answer(in_write(t[1], 0, 0, do_drop, &a));
+  } else if (strcmp(cmd, "dbiclose") == 0) {
+    NEED(2);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+      rc = open_db(txn, t[1], 0, 0, &dbi);
+      mdb_txn_abort(txn);
+    }
+    if (rc == 0) mdb_dbi_close(env, dbi);
+    if (rc == 0)
+      printf("OK\n");
+    else if (rc == MDB_NOTFOUND)
+      printf("NOTFOUND\n");
+    else
+      printf("ERR %d %s\n", rc, mdb_strerror(rc));
+    fflush(stdout);
   } else if (strcmp(cmd, "get") == 0) {
     NEED(3);
     KEY(2);

@@ -725,12 +725,19 @@ def dupsort_drop_flags(c):
     a.ok("drop ints 0")
     wait_eq(lambda: b.simple("count ints"), "0", 15, "B ints emptied")
     check(b.simple("flags ints") == "INTEGERKEY", "ints flags after drop 0")
-    # A's program holds a handle on idup when B deletes it; what a stale
-    # handle shows is LMDB's business (as after a drop by another process),
-    # so A's environment is read by fresh processes without the shim.
+    # A's program holds a handle on idup when B deletes it. LMDB closes a
+    # dropped database's handle at once, env-wide, so A's replicator empties
+    # idup and leaves it in place (its marker a deletion: digest and verify
+    # count it as dropped) until A's program closes the handle.
     b.ok("drop idup 1")
+    wait_eq(lambda: a.simple("count idup"), "0", 15, "idup emptied on A")
+    c.wait_converged([a, b])
+    check(a.simple("count idup") == "0", "A's handle on idup stopped working")
+    check(python_db_flags(c, a.env_dir, ["idup"])["idup"] is not None,
+          "idup dropped under A's program's handle")
+    a.ok("dbiclose idup")
     wait_eq(lambda: python_db_flags(c, a.env_dir, ["idup"])["idup"], None, 15,
-            "idup deleted in A's environment (python3-lmdb)")
+            "idup deleted in A's environment once its handle was closed (python3-lmdb)")
     # Re-created with other flags on B: A's replicator, in a process that still
     # has the old handle, must create it anew with the new flags.
     b.ok("create idup 0")

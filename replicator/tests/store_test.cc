@@ -477,13 +477,16 @@ TEST(Store, KeyPutCreatesItsDatabaseWithFlagsAndAFreshMarker) {
 
 TEST(Store, MarkerDeleteDropsADatabaseOfOlderKeys) {
   TestEnv b;
+  MDB_dbi md = 0;
   b.write([&](MDB_txn *t) {
-    MDB_dbi d = TestEnv::open(t, "md", MDB_DUPSORT);
-    TestEnv::put(t, d, "k1", "a");
-    TestEnv::put(t, d, "k1", "b");
-    TestEnv::put(t, d, "k2", "c");
+    md = TestEnv::open(t, "md", MDB_DUPSORT);
+    TestEnv::put(t, md, "k1", "a");
+    TestEnv::put(t, md, "k1", "b");
+    TestEnv::put(t, md, "k2", "c");
   });
   b.put1("other", "k", "v");
+  // The program let go of its handle: dropping cannot close it under it.
+  ops::dbi_close(b.env(), md);
   const Ts drop = del_ts(b.stamp(xk("md", "k2"))->time + 10);
   ApplyStats s = b.apply({change("md", "", drop)});
   EXPECT_EQ(1u, s.applied);
@@ -500,6 +503,61 @@ TEST(Store, MarkerDeleteDropsADatabaseOfOlderKeys) {
   EXPECT_EQ(unsigned{MDB_DUPSORT}, b.dump().at("md").flags);
   EXPECT_TRUE(b.stamp(xk("md", ""))->is_put());
   EXPECT_GT(b.stamp(xk("md", ""))->time, drop.time);
+  EXPECT_VERIFIED(b);
+}
+
+// LMDB closes a dropped database's handle env-wide at once: while the
+// program holds the handle, a received deletion empties the database and
+// leaves it in place (verify and digest count it as dropped), and the drop
+// happens once the program closed the handle.
+TEST(Store, MarkerDeleteWaitsForTheProgramsHandle) {
+  TestEnv b;
+  MDB_dbi md = 0;
+  b.write([&](MDB_txn *t) {
+    md = TestEnv::open(t, "md");
+    TestEnv::put(t, md, "k1", "a");
+  });
+  const Ts drop = del_ts(b.stamp(xk("md", "k1"))->time + 10);
+  ApplyStats s = b.apply({change("md", "", drop)});
+  EXPECT_EQ(1u, s.applied);
+  ASSERT_EQ(1u, b.dump().count("md")) << "dropped under the program's handle";
+  EXPECT_TRUE(b.dump().at("md").kv.empty());
+  EXPECT_EQ(drop, *b.stamp(xk("md", "")));
+  EXPECT_EQ(drop, *b.stamp(xk("md", "k1")));
+  EXPECT_VERIFIED(b);
+  // The program's handle still works: a read finds nothing, no crash.
+  b.write([&](MDB_txn *t) {
+    MDB_val k{2, const_cast<char *>("k1")}, v;
+    EXPECT_EQ(MDB_NOTFOUND, ops::get(t, md, &k, &v));
+  });
+  EXPECT_EQ(0, b.store().drop_pending());
+  EXPECT_EQ(1u, b.dump().count("md")) << "still held";
+  ops::dbi_close(b.env(), md);
+  EXPECT_EQ(0, b.store().drop_pending());
+  EXPECT_EQ(0u, b.dump().count("md"));
+  EXPECT_VERIFIED(b);
+}
+
+// A put older than a database's deletion loses to it even where the key
+// never existed (the dropping node wrote no tombstone for it).
+TEST(Store, PutOlderThanItsDatabasesDeletionLoses) {
+  TestEnv b;
+  b.put1("gone", "k0", "v");
+  MDB_dbi gone = 0;
+  b.write([&](MDB_txn *t) { gone = TestEnv::open(t, "gone"); });
+  ops::dbi_close(b.env(), gone);
+  const Ts drop = del_ts(b.stamp(xk("gone", "k0"))->time + 100);
+  b.apply({change("gone", "", drop)});
+  ASSERT_EQ(0u, b.dump().count("gone"));
+  ApplyStats s = b.apply({change("gone", "k1", put_ts(drop.time - 50), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  EXPECT_EQ(0u, b.dump().count("gone")) << "an older put re-created the database";
+  EXPECT_EQ(drop, *b.stamp(xk("gone", "k1")));
+  EXPECT_VERIFIED(b);
+  // A newer one does re-create it.
+  s = b.apply({change("gone", "k2", put_ts(drop.time + 1), 0, {"new"})});
+  EXPECT_EQ(1u, s.applied);
+  EXPECT_EQ(1u, b.dump().count("gone"));
   EXPECT_VERIFIED(b);
 }
 

@@ -4,7 +4,8 @@
 //
 // Hashed stream (version 1; changing it changes every digest, so don't):
 //   "trlmdb-digest-v1\0"
-//   for each user database, main first (empty name), then by name bytes:
+//   for each user database, main first (empty name), then by name bytes
+//   (leaving out a database whose drop is pending, see env_walk.h):
 //     'D' u64be(len) name  u32be(flags & persistent flags)
 //     for each key/value pair in database order (every duplicate):
 //       'K' u64be(len) key  'V' u64be(len) value
@@ -88,6 +89,7 @@ int run(int argc, char **argv) {
   Hasher all;
   all.update(kDomain, sizeof kDomain);
   for (const UserDb &db : cat.user_dbs()) {
+    if (drop_pending(txn.get(), cat, db)) continue;  // dropped, see env_walk.h
     // The database's own digest (--verbose): the digest of an environment
     // holding only this database.
     Hasher one;

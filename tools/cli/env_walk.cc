@@ -114,6 +114,16 @@ std::size_t for_each_pair(MDB_txn *txn, MDB_dbi dbi, const std::optional<std::st
   return visited;
 }
 
+bool drop_pending(MDB_txn *txn, const Catalog &catalog, const UserDb &db) {
+  std::optional<MDB_dbi> time = catalog.reserved(kTimeDb);
+  if (db.is_main() || !time) return false;
+  std::optional<std::string_view> stamp = lookup(txn, *time, make_xkey(db.name, {}));
+  Ts ts;
+  if (!stamp || !parse_ts(*stamp, &ts) || !ts.is_delete()) return false;
+  MDB_stat st;
+  return mdb_stat(txn, db.dbi, &st) == 0 && st.ms_entries == 0;
+}
+
 bool key_exists(MDB_txn *txn, const Catalog &catalog, const UserDb &db, std::string_view key,
                 std::size_t max_key_size) {
   if (key.empty() || key.size() > max_key_size) return false;

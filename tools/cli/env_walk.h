@@ -91,6 +91,11 @@ std::size_t for_each_pair(MDB_txn *txn, MDB_dbi dbi, const std::optional<std::st
 // Whether `key` is in `db` (a DUPSORT key with any duplicate counts). Keys
 // LMDB could never store there (empty, too long, wrong INTEGERKEY size, a
 // named-database record in the main database) are reported absent.
+// A named database that a replicated deletion left in place, empty, because
+// the program on that node still held its handle (replicator/store.cc): its
+// marker is a deletion. It counts as dropped.
+bool drop_pending(MDB_txn *txn, const Catalog &catalog, const UserDb &db);
+
 bool key_exists(MDB_txn *txn, const Catalog &catalog, const UserDb &db, std::string_view key,
                 std::size_t max_key_size);
 

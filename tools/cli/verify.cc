@@ -92,6 +92,7 @@ class Verifier {
   // Direction 1: everything in the user databases is stamped as a put.
   void check_user_databases() {
     for (const UserDb &db : cat_.user_dbs()) {
+      if (drop_pending(txn_, cat_, db)) continue;
       if (!db.is_main()) check_stamp_is_put(db.name, "", "missing database marker");
       for_each_key(txn_, cat_, db, std::nullopt, [&](std::string_view key) {
         ++keys_;
