@@ -22,6 +22,7 @@
 #include "log.h"
 #include "loop.h"
 #include "real_lmdb.h"
+#include "repl_presence.h"
 
 namespace trlmdb::repl {
 
@@ -35,11 +36,6 @@ constexpr std::size_t kBatchBytes = 1u << 20;
 constexpr int kPumpBatches = 64;
 constexpr uint64_t kTickMs = 200;
 constexpr uint32_t kMaxBackoffMs = 5000;
-
-std::string sibling_path(const std::string &env_path, bool no_subdir, const char *name) {
-  if (no_subdir) return env_path + "-" + name;
-  return env_path + "/" + name;
-}
 
 sockaddr_un wake_sockaddr(const std::string &name, socklen_t *len) {
   sockaddr_un sa{};
@@ -57,8 +53,8 @@ uint32_t node_key(uint32_t node_word) { return node_word & ~0xffu; }
 EnvRepl::EnvRepl(EnvState *st, Config cfg, std::string path, bool no_subdir)
     : st_(st), cfg_(std::move(cfg)), path_(std::move(path)), no_subdir_(no_subdir) {
   name_ = wire_name(cfg_, path_);
-  lock_path_ = sibling_path(path_, no_subdir_, "trlmdb.lock");
-  status_path_ = sibling_path(path_, no_subdir_, "trlmdb.status");
+  lock_path_ = repl_lock_path(path_, no_subdir_);
+  status_path_ = env_sibling_path(path_, no_subdir_, "trlmdb.status");
 }
 
 EnvRepl::~EnvRepl() {
@@ -117,6 +113,17 @@ bool EnvRepl::holder_pid_alive() const {
   return pid > 0 && pid != getpid() && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
 }
 
+// Writers clear _trlmdb_recent while no replicator is present, so the holder
+// says it is before it reads anything (see shim/repl_presence.h).
+bool EnvRepl::announce_presence() {
+  if (int err = mark_replicator_present(lock_fd_)) {
+    why_ = "cannot lock " + lock_path_ + ": " + std::strerror(err);
+    log(LogLevel::kError, "%s: replication is off: %s", path_.c_str(), why_.c_str());
+    return false;
+  }
+  return true;
+}
+
 bool EnvRepl::take_lock() {
   lock_fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
@@ -132,8 +139,9 @@ bool EnvRepl::take_lock() {
                 static_cast<unsigned long long>(sb.st_dev),
                 static_cast<unsigned long long>(sb.st_ino));
   wake_addr_ = name;
-  // `trlmdb stat` takes the lock shared for an instant to see whether a
-  // replicator runs; a few retries keep that from looking like one.
+  // Whoever asks by taking the lock for an instant (a `trlmdb stat` of an
+  // earlier version; today's asks with F_OFD_GETLK) must not look like a
+  // replicator: a few retries.
   int locked = -1;
   for (int attempt = 0; attempt < 20 && locked != 0; ++attempt) {
     locked = flock(lock_fd_, LOCK_EX | LOCK_NB);
@@ -147,6 +155,10 @@ bool EnvRepl::take_lock() {
     why_ = "the replicator of this environment runs in process " +
            std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
     while (!why_.empty() && (why_.back() == '\n' || why_.back() == ' ')) why_.pop_back();
+    return false;
+  }
+  if (!announce_presence()) {
+    flock(lock_fd_, LOCK_UN);
     return false;
   }
   char pid[32];
@@ -596,7 +608,8 @@ void EnvRepl::try_promote() {
   Loop *loop = Loop::get();
   auto store = std::make_unique<Store>(st_);
   uint32_t node = 0;
-  if (!loop || store->ensure_ready(&node) != 0) {
+  if (!loop || store->ensure_ready(&node) != 0 || !announce_presence()) {
+    unmark_replicator_present(lock_fd_);
     flock(lock_fd_, LOCK_UN);
     return;
   }
@@ -759,7 +772,10 @@ void EnvRepl::close(EnvRepl *r) {
       cv.wait(lock, [&] { return done; });
     }
   }
-  if (r->holder_ && r->lock_fd_ >= 0) flock(r->lock_fd_, LOCK_UN);
+  if (r->holder_ && r->lock_fd_ >= 0) {
+    unmark_replicator_present(r->lock_fd_);
+    flock(r->lock_fd_, LOCK_UN);
+  }
   delete r;
 }
 

@@ -89,6 +89,7 @@ class EnvRepl {
   EnvRepl(EnvState *st, Config cfg, std::string path, bool no_subdir);
   ~EnvRepl();
   bool take_lock();
+  bool announce_presence();
   bool holder_pid_alive() const;
   void start_on_loop(Loop *loop);  // loop thread
   void stop_on_loop(std::function<void()> done);

@@ -27,6 +27,26 @@ Op resolve_op(MDB_txn *txn, const PendingSet::Entry &e) {
   return real().mdb_get(txn, e.dbi, &k, &v) == 0 ? Op::kPut : Op::kDelete;
 }
 
+// _trlmdb_recent is the live stream's queue: an entry leaves once the
+// connected peers have it. While no replicator holds the environment there
+// are no connected peers and nothing ships from it; a replicator that starts
+// later reconciles _trlmdb_time with every peer it connects to, which covers
+// every change committed before it started. So the first flush of a
+// transaction clears what earlier transactions left there, and the tree stays
+// about one transaction's size instead of one entry per key ever written
+// (a third of the page writes of a random put). The question costs a system
+// call, hence asked only once the entries are worth clearing. A replicator
+// that starts after the question reads this transaction's own entries, which
+// stay.
+int clear_unshipped(EnvState *st, Frame *frame) {
+  if (frame->recent_checked) return 0;
+  frame->recent_checked = true;
+  MDB_stat ms;
+  int rc = real().mdb_stat(frame->txn, st->reserved.recent, &ms);
+  if (rc || ms.ms_entries < kClearRecentAt || !st->replicator_absent()) return rc;
+  return real().mdb_drop(frame->txn, st->reserved.recent, 0);
+}
+
 }  // namespace
 
 int setup_reserved(EnvState *st, MDB_txn *txn, bool create) {
@@ -76,6 +96,9 @@ int flush_pending(EnvState *st, Frame *frame) {
   if (rc) return rc;
   st->clock.observe(persisted);
   const uint64_t first = st->clock.issue(entries.size());
+
+  rc = clear_unshipped(st, frame);
+  if (rc) return rc;
 
   MDB_cursor *time_cur = nullptr, *recent_cur = nullptr;
   rc = real().mdb_cursor_open(txn, st->reserved.time, &time_cur);

@@ -19,6 +19,9 @@ int flush_pending(EnvState *st, Frame *frame);
 // A frame flushes early, inside its transaction, once it holds this many
 // records (top-level transactions only), which bounds the shim's memory.
 inline constexpr std::size_t kEarlyFlushRecords = 1u << 18;
+// Entries of earlier transactions in _trlmdb_recent from which a commit
+// without a replicator clears them: a leaf page's worth.
+inline constexpr std::size_t kClearRecentAt = 64;
 
 // Records a deletion for every key of dbi (all of them, before the drop), and
 // for every key of that database pending in any open frame.

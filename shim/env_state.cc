@@ -1,9 +1,14 @@
 #include "env_state.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <utility>
 
 #include "real_lmdb.h"
+#include "repl_presence.h"
 
 namespace trlmdb {
 
@@ -15,6 +20,21 @@ EnvState *env_state(MDB_env *env) {
 }
 
 EnvState *txn_state(MDB_txn *txn) { return txn ? env_state(real().mdb_txn_env(txn)) : nullptr; }
+
+EnvState::~EnvState() {
+  if (presence_fd_ >= 0) ::close(presence_fd_);
+}
+
+bool EnvState::replicator_absent() {
+  if (repl_lock.empty()) return false;
+  if (presence_fd_ < 0) {
+    presence_fd_ = ::open(repl_lock.c_str(), O_RDONLY | O_CLOEXEC);
+    // No lock file: no replicator ever ran here. Any other failure (a
+    // directory we may not read): assume one runs, and keep every entry.
+    if (presence_fd_ < 0) return errno == ENOENT;
+  }
+  return replicator_present(presence_fd_) == 0;
+}
 
 void EnvState::on_open(unsigned total_dbi_slots) {
   std::lock_guard lock(names_mu_);

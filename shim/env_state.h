@@ -30,12 +30,16 @@ struct Frame {
   MDB_txn *txn = nullptr;
   PendingSet pending;
   bool opened_reserved = false;  // this txn opened the reserved databases
+  bool recent_checked = false;   // whether _trlmdb_recent may be cleared was asked
   std::optional<Ts> last_stamp;  // newest timestamp written in this txn
 };
 
 class EnvState {
  public:
   explicit EnvState(MDB_env *env) : env_(env) {}
+  ~EnvState();
+  EnvState(const EnvState &) = delete;
+  EnvState &operator=(const EnvState &) = delete;
 
   MDB_env *env() const { return env_; }
 
@@ -48,6 +52,11 @@ class EnvState {
   bool read_only = false;
   unsigned max_key = 511;
   void on_open(unsigned total_dbi_slots);
+  // Where the replicator's lock file of this environment is (set at open).
+  std::string repl_lock;
+  // True when no replicator holds the environment, so nothing ships from
+  // _trlmdb_recent (see repl_presence.h). Asked by the writer only.
+  bool replicator_absent();
 
   // Reserved databases: opened at mdb_env_open (read-write environments) or,
   // if that failed, by the next top-level write transaction.
@@ -119,6 +128,7 @@ class EnvState {
 
  private:
   MDB_env *env_;
+  int presence_fd_ = -1;  // repl_lock, opened read-only once it exists
   std::vector<std::atomic<const std::string *>> names_;
   std::vector<std::atomic<bool>> program_handles_;
   std::vector<std::unique_ptr<std::string>> name_store_;

@@ -15,6 +15,7 @@
 #include "main_cursor.h"
 #include "real_lmdb.h"
 #include "repl_hooks.h"
+#include "repl_presence.h"
 
 namespace trlmdb::ops {
 
@@ -296,6 +297,7 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
   unsigned env_flags = 0;
   R().mdb_env_get_flags(env, &env_flags);
   st->read_only = env_flags & MDB_RDONLY;
+  if (path) st->repl_lock = repl_lock_path(path, env_flags & MDB_NOSUBDIR);
   st->max_key = static_cast<unsigned>(R().mdb_env_get_maxkeysize(env));
   st->on_open(st->user_maxdbs + kReservedDbCount + 2);
   if (st->read_only) {

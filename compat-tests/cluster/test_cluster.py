@@ -883,36 +883,51 @@ def big_value(c):
     c.wait_converged([a, b], timeout=40)
 
 
+def write_conf(env_dir, node):
+    os.makedirs(env_dir, exist_ok=True)
+    with open(os.path.join(env_dir, "trlmdb.conf"), "w") as f:
+        f.write("# cluster test\nlisten = 127.0.0.1:0\nsecret = %s\nlog = debug\nnode = %s\n"
+                % (DEFAULT_SECRET, node))
+
+
+def start_serve(c, env_dir, log_path):
+    """`trlmdb serve env_dir` with no TRLMDB_* variables; returns the process
+    and the port it printed."""
+    import select
+    from compat_common import clean_env
+    with open(log_path, "ab") as log:
+        serve = subprocess.Popen([c.cli, "serve", env_dir], stdout=subprocess.PIPE, stderr=log,
+                                 env=clean_env())
+    first = b""
+    deadline = time.monotonic() + 20
+    while not first.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([serve.stdout], [], [], 0.2)[0]:
+            chunk = os.read(serve.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            first += chunk
+    m = re.search(rb"listening on [^\s]*:(\d+)", first)
+    if not m:
+        serve.kill()
+        serve.wait()
+        serve.stdout.close()
+    check(m, "trlmdb serve printed %r (rc %s); stderr:\n%s"
+          % (first, serve.poll(), open(log_path, errors="replace").read()[-2000:]))
+    return serve, int(m.group(1))
+
+
 @case
 def serve_and_conf_file(c):
     # `trlmdb serve` hosts A's replicator; its settings live in A/db/trlmdb.conf
     # only, so the short-lived writers (mdb_load, mdb_dump under LD_PRELOAD,
     # no TRLMDB_* variables) find the same settings and wake it.
-    import select
     import signal
     from compat_common import clean_env
     env_a = os.path.join(c.root, "A", "db")
-    os.makedirs(env_a)
-    with open(os.path.join(env_a, "trlmdb.conf"), "w") as f:
-        f.write("# cluster test\nlisten = 127.0.0.1:0\nsecret = %s\nlog = debug\nnode = A\n"
-                % DEFAULT_SECRET)
+    write_conf(env_a, "A")
     log_path = os.path.join(c.root, "A.stderr")
-    with open(log_path, "ab") as log:
-        serve = subprocess.Popen([c.cli, "serve", env_a], stdout=subprocess.PIPE, stderr=log,
-                                 env=clean_env())
+    serve, port = start_serve(c, env_a, log_path)
     try:
-        first = b""
-        deadline = time.monotonic() + 20
-        while not first.endswith(b"\n") and time.monotonic() < deadline:
-            if select.select([serve.stdout], [], [], 0.2)[0]:
-                chunk = os.read(serve.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                first += chunk
-        m = re.search(rb"listening on [^\s]*:(\d+)", first)
-        check(m, "trlmdb serve printed %r (rc %s); stderr:\n%s"
-              % (first, serve.poll(), open(log_path, errors="replace").read()[-2000:]))
-        port = int(m.group(1))
         b = c.node("B", peers=["127.0.0.1:%d" % port])
         b.wait_connected(1)
 
@@ -952,6 +967,137 @@ def serve_and_conf_file(c):
             serve.kill()
             serve.wait()
         serve.stdout.close()
+
+
+PY_WRITE_KEYS = r"""
+import sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=8, map_size=256 << 20)
+db = env.open_db(b"people")
+with env.begin(write=True) as txn:
+    for i in range(int(sys.argv[3])):
+        txn.put(("%s%05d" % (sys.argv[2], i)).encode(), b"v", db=db)
+env.close()
+"""
+
+PY_RESERVED_COUNTS = r"""
+import json, sys, lmdb
+env = lmdb.open(sys.argv[1], max_dbs=8, readonly=True, lock=False)
+out = {}
+with env.begin() as txn:
+    for name in ("_trlmdb_time", "_trlmdb_recent"):
+        out[name] = txn.stat(env.open_db(name.encode(), txn=txn, create=False))["entries"]
+print(json.dumps(out))
+"""
+
+
+# The presence protocol of shim/repl_presence.h: the replicator holding an
+# environment keeps an OFD write lock on this byte of its trlmdb.lock.
+PRESENCE_BYTE = 1 << 20
+
+PY_HOLD_PRESENCE = r"""
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqixxxx", fcntl.F_WRLCK, 0, int(sys.argv[2]), 1, 0))
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def presence_held(lock_path):
+    import fcntl
+    fd = os.open(lock_path, os.O_RDONLY)
+    try:
+        got = fcntl.fcntl(fd, fcntl.F_OFD_GETLK,
+                          struct.pack("hhqqixxxx", fcntl.F_WRLCK, 0, PRESENCE_BYTE, 1, 0))
+        return struct.unpack("hhqqixxxx", got)[0] != fcntl.F_UNLCK
+    finally:
+        os.close(fd)
+
+
+@case
+def unshipped_without_replicator(c):
+    # _trlmdb_recent queues changes for a running replicator. While none holds
+    # the environment, a commit clears what earlier commits left there (from
+    # 64 entries on) and keeps its own; while one does, writers clear nothing
+    # (the replicator removes what its peers acknowledged). `trlmdb serve`
+    # announces itself, a killed one stops counting at once, and changes that
+    # were cleared reach peers by reconciliation once a replicator runs.
+    import signal
+    from compat_common import clean_env
+    env_a = os.path.join(c.root, "A", "db")
+    os.makedirs(env_a)
+    lock_path = os.path.join(env_a, "trlmdb.lock")
+    log_path = os.path.join(c.root, "A.stderr")
+
+    def write(prefix, n):  # no trlmdb.conf yet: the writer replicates nothing
+        e = clean_env()
+        e["LD_PRELOAD"] = c.lib
+        r = subprocess.run([c.python, "-c", PY_WRITE_KEYS, env_a, prefix, str(n)],
+                           capture_output=True, env=e, timeout=60)
+        check(r.returncode == 0, "python3-lmdb write: %s" % r.stderr.decode(errors="replace"))
+
+    def counts():  # read by the real liblmdb, no shim
+        r = subprocess.run([c.python, "-c", PY_RESERVED_COUNTS, env_a], capture_output=True,
+                           env=clean_env(), timeout=60)
+        check(r.returncode == 0, "python3-lmdb stat: %s" % r.stderr.decode(errors="replace"))
+        got = json.loads(r.stdout)
+        return got["_trlmdb_time"], got["_trlmdb_recent"]
+
+    # The people database's marker is one more stamp in the first commit.
+    write("a", 200)
+    check(counts() == (201, 201), "after the first commit: time/recent %s" % (counts(),))
+    write("b", 1)
+    check(counts() == (202, 1), "no replicator: the second commit must clear the first's "
+          "entries and keep its own; time/recent %s" % (counts(),))
+
+    holder = subprocess.Popen([c.python, "-c", PY_HOLD_PRESENCE, lock_path, str(PRESENCE_BYTE)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=clean_env())
+    try:
+        check(holder.stdout.readline().strip() == b"held", "the presence holder did not start")
+        write("c", 100)
+        write("d", 1)
+        check(counts() == (303, 102), "a replicator is present: writers may clear nothing; "
+              "time/recent %s" % (counts(),))
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdin.close()
+        holder.stdout.close()
+    write("e", 1)
+    check(counts() == (304, 1), "the replicator is gone: the next commit must clear; "
+          "time/recent %s" % (counts(),))
+    rc, out = c.verify(env_a)
+    check(rc == 0, "verify A: %s" % out)
+
+    write_conf(env_a, "A")
+    serve, port = start_serve(c, env_a, log_path)
+    try:
+        check(presence_held(lock_path), "trlmdb serve does not announce its presence")
+        serve.send_signal(signal.SIGKILL)
+        serve.wait(15)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+    check(not presence_held(lock_path), "a killed trlmdb serve still counts as present")
+
+    # Everything, cleared or not, reaches a peer once a replicator runs again.
+    serve, port = start_serve(c, env_a, log_path)
+    try:
+        b = c.node("B", peers=["127.0.0.1:%d" % port])
+        b.wait_connected(1)
+        wait_eq(lambda: b.simple("count people"), "303", 30, "B to catch up A's 303 keys")
+        c.wait_converged([env_a, b])
+        check(presence_held(lock_path), "trlmdb serve does not announce its presence")
+        serve.send_signal(signal.SIGTERM)
+        check(serve.wait(15) == 0, "trlmdb serve exited %s after SIGTERM" % serve.poll())
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+    check(not presence_held(lock_path), "a stopped trlmdb serve still counts as present")
 
 
 # --- robustness and the process model (issue 3, "Robustness") ----------------

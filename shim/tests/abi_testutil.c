@@ -554,7 +554,16 @@ void tu_expect_consistent_(const tu_snap *s, const char *file, int line) {
              s->has_node ? "bad" : "missing", s->node_size);
   if (s->node & 0xff) tu_failf(file, line, "node word 0x%08x has LSB != 0", s->node);
   if ((s->node >> 8) == 0) tu_failf(file, line, "node word 0x%08x has no node bits", s->node);
-  /* _trlmdb_recent == _trlmdb_time: nothing is shipped without a replicator. */
+  /* Without a replicator a commit clears what earlier commits left in
+     _trlmdb_recent, so it holds exactly the entries stamped since the last
+     clear: every _trlmdb_time entry at least as new as its oldest, and never
+     fewer than the last commit's (which holds the newest stamp). */
+  const unsigned char *oldest_recent = NULL;
+  for (size_t i = 0; i < s->recent.n; ++i)
+    if (!oldest_recent || memcmp(s->recent.v[i].ts, oldest_recent, TU_TS_SIZE) < 0)
+      oldest_recent = s->recent.v[i].ts;
+  if (s->time.n && !oldest_recent)
+    tu_failf(file, line, "_trlmdb_recent is empty: the last commit's entries are missing");
   for (size_t i = 0; i < s->recent.n; ++i) {
     const tu_entry *e = &s->recent.v[i];
     const tu_entry *t = tu_find_x(&s->time, e->xkey, e->xlen);
@@ -567,8 +576,11 @@ void tu_expect_consistent_(const tu_snap *s, const char *file, int line) {
   }
   for (size_t i = 0; i < s->time.n; ++i) {
     const tu_entry *e = &s->time.v[i];
-    if (!tu_find_x(&s->recent, e->xkey, e->xlen))
-      tu_failf(file, line, "_trlmdb_time has %s but _trlmdb_recent does not (no replicator ran)",
+    if (oldest_recent && memcmp(e->ts, oldest_recent, TU_TS_SIZE) >= 0 &&
+        !tu_find_x(&s->recent, e->xkey, e->xlen))
+      tu_failf(file, line,
+               "_trlmdb_time has %s, stamped since _trlmdb_recent was last cleared, but "
+               "_trlmdb_recent does not",
                tu_xkey_str(e->xkey, e->xlen));
     if ((tu_ts_node(e->ts) & ~0xffu) != s->node)
       tu_failf(file, line, "%s stamped by node 0x%08x, this node is 0x%08x",

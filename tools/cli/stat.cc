@@ -2,7 +2,6 @@
 // The output is a list of sections; a later section (the replicator's) is
 // one more entry in kSections.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 #include "env_walk.h"
 #include "format.h"
 #include "meta.h"
+#include "repl_presence.h"
 
 namespace trlmdb::cli {
 namespace {
@@ -165,8 +165,9 @@ void print_databases(const StatContext &ctx) {
 // --- the replicator ----------------------------------------------------------
 //
 // The process running an environment's replicator holds an exclusive flock on
-// <env>/trlmdb.lock and rewrites <env>/trlmdb.status every 200 ms; a process
-// killed with SIGKILL leaves the status file behind but not the lock.
+// <env>/trlmdb.lock, announces itself there (shim/repl_presence.h) and rewrites
+// <env>/trlmdb.status every 200 ms; a process killed with SIGKILL leaves the
+// status file behind but not the locks.
 
 struct PeerStatus {
   std::string addr, dir;
@@ -218,9 +219,9 @@ std::string field(const std::map<std::string, std::string> &m, const char *key,
 
 enum class LockState { kHeld, kFree, kUnknown };
 
-// Whether some process holds the replicator lock, by trying to take it: a
-// shared lock conflicts with the holder's exclusive one and needs only read
-// access. `holder` gets the pid the holder wrote into the file.
+// Whether a replicator holds the environment, asked without taking anything
+// (taking even a shared flock for an instant can turn a replicator that starts
+// at that moment away). `holder` gets the pid the holder wrote into the file.
 LockState probe_lock(const std::string &lock_path, std::string *holder, std::string *error) {
   int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -229,20 +230,23 @@ LockState probe_lock(const std::string &lock_path, std::string *holder, std::str
     return LockState::kUnknown;
   }
   LockState state = LockState::kFree;
-  if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
+  switch (trlmdb::replicator_present(fd)) {
+    case 1: {
       state = LockState::kHeld;
       char buf[32] = {};
       ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
       *holder = std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
       while (!holder->empty() && (holder->back() == '\n' || holder->back() == ' '))
         holder->pop_back();
-    } else {
+      break;
+    }
+    case 0:
+      break;
+    default:
       *error = std::string("cannot check the lock ") + lock_path + ": " + std::strerror(errno);
       state = LockState::kUnknown;
-    }
   }
-  ::close(fd);  // releases the lock if we got it
+  ::close(fd);
   return state;
 }
 
@@ -327,14 +331,12 @@ void print_replicator(const StatContext &ctx) {
   unsigned flags = 0;
   check(mdb_env_get_flags(ctx.env.get(), &flags), "mdb_env_get_flags");
   const std::string &path = ctx.env.path();
-  auto sibling = [&](const char *name) {
-    return flags & MDB_NOSUBDIR ? path + "-" + name : path + "/" + name;
-  };
+  const bool no_subdir = flags & MDB_NOSUBDIR;
 
   std::string text;
   bool have_status = false;
   {
-    std::ifstream in(sibling("trlmdb.status"));
+    std::ifstream in(trlmdb::env_sibling_path(path, no_subdir, "trlmdb.status"));
     if (in) {
       std::ostringstream buf;
       buf << in.rdbuf();
@@ -343,7 +345,7 @@ void print_replicator(const StatContext &ctx) {
     }
   }
   std::string holder, error;
-  const LockState lock = probe_lock(sibling("trlmdb.lock"), &holder, &error);
+  const LockState lock = probe_lock(trlmdb::repl_lock_path(path, no_subdir), &holder, &error);
   const ReplStatus st = parse_status(text);
   if (lock == LockState::kFree) {
     if (have_status) {

@@ -446,9 +446,14 @@ class StatReplicatorTests(Base):
             self.lock_fd = None
 
     def hold_lock(self, pid):
+        # As a replicator does: the flock that elects it, and the OFD write lock
+        # on byte 1 MiB that announces it (shim/repl_presence.h).
         import fcntl
+        import struct
         self.lock_fd = os.open(os.path.join(self.env, "trlmdb.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.fcntl(self.lock_fd, fcntl.F_OFD_SETLK,
+                    struct.pack("hhqqixxxx", fcntl.F_WRLCK, 0, 1 << 20, 1, 0))
         os.write(self.lock_fd, b"%d\n" % pid)
 
     def write_status(self, text):
