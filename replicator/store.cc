@@ -64,45 +64,45 @@ std::optional<Ts> read_stamp(MDB_txn *txn, MDB_dbi dbi, std::string_view xkey, i
   return ts;
 }
 
+// An LMDB object that is let go of with Release (through the real library)
+// when it goes out of scope, whatever path the code took.
+template <typename T, void (*Release)(T *)>
+class Owned {
+ public:
+  Owned() = default;
+  Owned(const Owned &) = delete;
+  Owned &operator=(const Owned &) = delete;
+  ~Owned() { reset(); }
+  T *get() const { return p_; }
+  void reset() {
+    if (p_) Release(std::exchange(p_, nullptr));
+  }
+
+ protected:
+  T *p_ = nullptr;
+};
+
+void abort_txn(MDB_txn *txn) { R().mdb_txn_abort(txn); }
+void close_cursor(MDB_cursor *mc) { R().mdb_cursor_close(mc); }
+
 // A transaction that is aborted unless committed. Cursors of it must be
 // closed before it ends (read transactions do not free them).
-class Txn {
+class Txn : public Owned<MDB_txn, abort_txn> {
  public:
-  Txn() = default;
-  Txn(const Txn &) = delete;
-  Txn &operator=(const Txn &) = delete;
-  ~Txn() { abort(); }
   int begin(MDB_env *env, unsigned flags) {
     EnvState *st = (flags & MDB_RDONLY) ? nullptr : env_state(env);
     if (st) st->repl_write_wanted(true);  // the program's next write waits for us
-    int rc = R().mdb_txn_begin(env, nullptr, flags, &txn_);
+    int rc = R().mdb_txn_begin(env, nullptr, flags, &p_);
     if (st) st->repl_write_wanted(false);
     return rc;
   }
-  int commit() { return R().mdb_txn_commit(std::exchange(txn_, nullptr)); }
-  void abort() {
-    if (txn_) R().mdb_txn_abort(std::exchange(txn_, nullptr));
-  }
-  MDB_txn *get() const { return txn_; }
-
- private:
-  MDB_txn *txn_ = nullptr;
+  int commit() { return R().mdb_txn_commit(std::exchange(p_, nullptr)); }
+  void abort() { reset(); }
 };
 
-class Cursor {
+class Cursor : public Owned<MDB_cursor, close_cursor> {
  public:
-  Cursor() = default;
-  Cursor(const Cursor &) = delete;
-  Cursor &operator=(const Cursor &) = delete;
-  ~Cursor() { close(); }
-  int open(MDB_txn *txn, MDB_dbi dbi) { return R().mdb_cursor_open(txn, dbi, &mc_); }
-  void close() {
-    if (mc_) R().mdb_cursor_close(std::exchange(mc_, nullptr));
-  }
-  MDB_cursor *get() const { return mc_; }
-
- private:
-  MDB_cursor *mc_ = nullptr;
+  int open(MDB_txn *txn, MDB_dbi dbi) { return R().mdb_cursor_open(txn, dbi, &p_); }
 };
 
 struct DbInfo {

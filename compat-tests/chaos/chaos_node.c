@@ -49,22 +49,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <trlmdb.h>
 #include <unistd.h>
 
-/* ---- small helpers ---------------------------------------------------- */
+#include "node_common.h"
 
-static void answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void answer(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stdout, fmt, ap);
-  va_end(ap);
-  fputc('\n', stdout);
-  fflush(stdout);
-}
+/* ---- small helpers ---------------------------------------------------- */
 
 static long env_long(const char *name, long def) {
   const char *s = getenv(name);
@@ -144,6 +135,15 @@ static void ts_minus(const unsigned char ts[TRLMDB_TS_SIZE], uint64_t n,
     t >>= 8;
   }
   memcpy(out + 8, ts + 8, 4);
+}
+
+/* A commit's stamps lie in [last - bound, last]: both ends in hex. */
+static void commit_range_hex(const unsigned char last[TRLMDB_TS_SIZE], uint64_t bound,
+                             char lo_hex[25], char last_hex[25]) {
+  unsigned char lo[TRLMDB_TS_SIZE];
+  ts_minus(last, bound, lo);
+  hex(lo, TRLMDB_TS_SIZE, lo_hex);
+  hex(last, TRLMDB_TS_SIZE, last_hex);
 }
 
 static uint32_t ts_node(const unsigned char ts[TRLMDB_TS_SIZE]) {
@@ -368,10 +368,7 @@ static int random_change(MDB_txn *txn, unsigned *markers) {
 static int record_commit(const unsigned char last[TRLMDB_TS_SIZE], uint64_t bound, char **states,
                          struct buf *b) {
   char lh[25], th[25], loh[25];
-  unsigned char lo[TRLMDB_TS_SIZE];
-  hex(last, TRLMDB_TS_SIZE, lh);
-  ts_minus(last, bound, lo);
-  hex(lo, TRLMDB_TS_SIZE, loh);
+  commit_range_hex(last, bound, loh, lh);
   bprintf(b, "C %" PRIu64 " %s %" PRIu64 "\n", seq, lh, bound);
   MDB_txn *rtxn;
   int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &rtxn);
@@ -417,6 +414,20 @@ static void note_node_word(void) {
   if (node_word == 0 && trlmdb_env_node(env, &node_word) != 0) node_word = 0;
 }
 
+/* Ends a transaction that does not commit, and records it: "Z" after the
+ * error rc, "A" (rc 0) when aborted on purpose. */
+static void abandon_txn(MDB_txn *txn, int rc, struct buf *b) {
+  mdb_txn_abort(txn);
+  if (rc) {
+    stats.errors++;
+    bprintf(b, "Z %" PRIu64 " %d\n", seq, rc);
+  } else {
+    stats.aborts++;
+    bprintf(b, "A %" PRIu64 "\n", seq);
+  }
+  reset_touched();
+}
+
 /* mdb_drop(db, 0 or 1) alone in its transaction. */
 static void drop_txn(struct buf *b) {
   unsigned cand[16], n = 0;
@@ -451,18 +462,8 @@ static void drop_txn(struct buf *b) {
     }
   }
   if (rc == 0) rc = mdb_drop(txn, dbi, del);
-  if (rc) {
-    mdb_txn_abort(txn);
-    stats.errors++;
-    bprintf(b, "Z %" PRIu64 " %d\n", seq, rc);
-    reset_touched();
-    return;
-  }
-  if (abort_it) {
-    mdb_txn_abort(txn);
-    stats.aborts++;
-    bprintf(b, "A %" PRIu64 "\n", seq);
-    reset_touched();
+  if (rc || abort_it) {
+    abandon_txn(txn, rc, b);
     return;
   }
   rc = mdb_txn_commit(txn);
@@ -485,10 +486,7 @@ static void drop_txn(struct buf *b) {
   for (size_t i = 0; i < n_touched; i++) states[i] = "-";
   if (del) {
     char lh[25], loh[25];
-    unsigned char lo[TRLMDB_TS_SIZE];
-    hex(last, TRLMDB_TS_SIZE, lh);
-    ts_minus(last, bound, lo);
-    hex(lo, TRLMDB_TS_SIZE, loh);
+    commit_range_hex(last, bound, loh, lh);
     /* The database's handle is gone with it: the marker and the keys'
      * tombstones are this commit's stamps, within [lo, last]. */
     bprintf(b, "C %" PRIu64 " %s %" PRIu64 "\nX %s %s %s\n", seq, lh, bound, db_token(d), loh, lh);
@@ -523,20 +521,11 @@ static void one_txn(struct buf *b) {
     rc = random_change(txn, &markers);
     if (rc == MDB_NOTFOUND || rc == MDB_KEYEXIST) rc = 0;
   }
-  if (rc) {
-    mdb_txn_abort(txn);
-    stats.errors++;
-    bprintf(b, "Z %" PRIu64 " %d\n", seq, rc);
+  if (rc)
     fprintf(stderr, "chaos_node: txn %" PRIu64 " aborted after an error: %s\n", seq,
             mdb_strerror(rc));
-    reset_touched();
-    return;
-  }
-  if (abort_it) {
-    mdb_txn_abort(txn);
-    stats.aborts++;
-    bprintf(b, "A %" PRIu64 "\n", seq);
-    reset_touched();
+  if (rc || abort_it) {
+    abandon_txn(txn, rc, b);
     return;
   }
   /* The state each touched key commits with, read inside the transaction. */
@@ -624,13 +613,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "chaos_node: %s: %s\n", argv[2], strerror(errno));
     return 1;
   }
-  mkdir(argv[1], 0755);
-  int rc = mdb_env_create(&env);
-  if (rc == 0) rc = mdb_env_set_mapsize(env, (size_t)env_long("CHAOS_MAPSIZE", 512L << 20));
-  if (rc == 0) rc = mdb_env_set_maxdbs(env, 16);
-  if (rc == 0) rc = mdb_env_open(env, argv[1], 0, 0644);
+  int rc = open_env(argv[1], (size_t)env_long("CHAOS_MAPSIZE", 512L << 20), &env);
   if (rc) {
-    answer("ERR %d %s", rc, mdb_strerror(rc));
+    answer_err(rc);
     return 1;
   }
   /* A program opens its databases at start: this also gives the

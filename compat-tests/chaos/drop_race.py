@@ -66,8 +66,7 @@ def scenario(args):
             proxy.set_target("A", a.port)
             b = c.node("B", peers=["127.0.0.1:%d" % proxy.port("B", "A")], env=env)
             proxy.set_target("B", b.port)
-            a.wait_connected(1)
-            b.wait_connected(1)
+            c.wait_mesh([a, b])
             a.put("d1", "k0", "v0")
             c.wait_value(b, "d1", "k0", "v0")
             if args.mode == "partition":
@@ -85,8 +84,7 @@ def scenario(args):
             print("A put d1/k1 at %s; B dropped d1 at %s (newer: %s)" % (t1, m, m > t1))
             for x, y in (("A", "B"), ("B", "A")):
                 proxy.set_link(x, y, "pass")
-            a.wait_connected(1)
-            b.wait_connected(1)
+            c.wait_mesh([a, b])
             deadline = time.monotonic() + args.timeout
             while True:
                 da, db = c.digest(a.env_dir), c.digest(b.env_dir)

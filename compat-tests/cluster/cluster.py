@@ -548,10 +548,16 @@ class Cluster:
 
     def mesh(self, names=("A", "B", "C"), **kw):
         """Nodes each peering with every node started before it (connections
-        are bidirectional: a full mesh), all connected."""
+        are bidirectional: a full mesh), all connected. kw: Node options
+        shared by every node."""
         nodes = []
         for name in names:
             nodes.append(self.node(name, peers=list(nodes), **kw))
+        return self.wait_mesh(nodes)
+
+    def wait_mesh(self, nodes, timeout=20):
+        """Waits until each node has a session with every other one (after
+        a start or restart that mesh() does not cover); returns nodes."""
         for n in nodes:
-            n.wait_connected(len(nodes) - 1)
+            n.wait_connected(len(nodes) - 1, timeout)
         return nodes

@@ -59,32 +59,28 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <trlmdb.h>
 #include <unistd.h>
+
+#include "node_common.h"
 
 #define MAX_ENVS 4
 static MDB_env *envs[MAX_ENVS];
 static int n_envs;
 static MDB_env *env; /* the environment the current command acts on */
 
-static void answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void answer(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stdout, fmt, ap);
-  va_end(ap);
-  fputc('\n', stdout);
-  fflush(stdout);
+/* The answer of a command that prints nothing else: "OK" or the error. */
+static void answer_ok(int rc) {
+  if (rc)
+    answer_err(rc);
+  else
+    answer("OK");
 }
-
-static void answer_err(int rc) { answer("ERR %d %s", rc, mdb_strerror(rc)); }
 
 static int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -311,15 +307,33 @@ static int rd_sum(MDB_txn *txn, MDB_dbi dbi, void *arg) {
   return rc;
 }
 
-struct bulk {
-  const char *prefix;
+/* The keys [from, to) of one transaction of a load; the first member of
+ * each load's argument (struct bulk, struct fill). */
+struct batch {
   long from, to;
+};
+
+/* Keys [0, total) of DB (created if missing) in write transactions of 1000,
+ * fn writing each batch. */
+static int in_write_batches(const char *db, long total, write_fn fn, struct batch *b) {
+  int rc = 0;
+  for (long from = 0; rc == 0 && from < total; from += 1000) {
+    b->from = from;
+    b->to = from + 1000 < total ? from + 1000 : total;
+    rc = in_write(db, 1, 0, fn, b);
+  }
+  return rc;
+}
+
+struct bulk {
+  struct batch range;
+  const char *prefix;
 };
 
 static int do_bulk(MDB_txn *txn, MDB_dbi dbi, void *arg) {
   struct bulk *b = arg;
   char kbuf[512], vbuf[600];
-  for (long i = b->from; i < b->to; i++) {
+  for (long i = b->range.from; i < b->range.to; i++) {
     MDB_val k = {(size_t)snprintf(kbuf, sizeof kbuf, "%s%08ld", b->prefix, i), kbuf};
     MDB_val v = {(size_t)snprintf(vbuf, sizeof vbuf, "%s-v%ld", b->prefix, i), vbuf};
     int rc = mdb_put(txn, dbi, &k, &v, 0);
@@ -329,7 +343,7 @@ static int do_bulk(MDB_txn *txn, MDB_dbi dbi, void *arg) {
 }
 
 struct fill {
-  long from, to;
+  struct batch range;
   size_t vlen;
   uint64_t seed;
   unsigned char *vbuf;
@@ -338,7 +352,7 @@ struct fill {
 static int do_fill(MDB_txn *txn, MDB_dbi dbi, void *arg) {
   struct fill *f = arg;
   char kbuf[32];
-  for (long i = f->from; i < f->to; i++) {
+  for (long i = f->range.from; i < f->range.to; i++) {
     snprintf(kbuf, sizeof kbuf, "f%015ld", i);
     uint64_t x = (f->seed * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)i * 0xbf58476d1ce4e5b9ull) ^ 1;
     for (size_t j = 0; j < f->vlen; j++) {
@@ -381,25 +395,25 @@ static int rd_scan(MDB_txn *txn, MDB_dbi dbi, void *arg) {
   return 0;
 }
 
-static int open_env(const char *path, size_t mapsize, MDB_env **out) {
-  mkdir(path, 0755);
-  MDB_env *e;
-  int rc = mdb_env_create(&e);
-  if (rc) return rc;
-  rc = mdb_env_set_mapsize(e, mapsize);
-  if (rc == 0) rc = mdb_env_set_maxdbs(e, 16);
-  if (rc == 0) rc = mdb_env_open(e, path, 0, 0644);
-  if (rc) {
-    mdb_env_close(e);
-    return rc;
-  }
-  *out = e;
-  return 0;
-}
-
 static size_t default_mapsize(const char *arg) {
   const char *ms = arg ? arg : getenv("REPL_NODE_MAPSIZE");
   return ms && *ms ? strtoull(ms, NULL, 10) : (size_t)256 << 20;
+}
+
+/* mdb_dbi_open(DB, MDB_CREATE | flags) alone in a write transaction; with
+ * cmp, mdb_set_compare for it in the same one. */
+static int create_db(const char *db, unsigned flags, MDB_cmp_func *cmp) {
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  int rc = mdb_txn_begin(env, NULL, 0, &txn);
+  if (rc) return rc;
+  rc = mdb_dbi_open(txn, dbname(db), MDB_CREATE | flags, &dbi);
+  if (rc == 0 && cmp) rc = mdb_set_compare(txn, dbi, cmp);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
 }
 
 /* Splits line into at most max tokens at single spaces; returns the count. */
@@ -459,20 +473,7 @@ static void command(char *line) {
       answer("ERR 0 bad flags");
       return;
     }
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    int rc = mdb_txn_begin(env, NULL, 0, &txn);
-    if (rc == 0) {
-      rc = mdb_dbi_open(txn, dbname(t[1]), MDB_CREATE | flags, &dbi);
-      if (rc == 0)
-        rc = mdb_txn_commit(txn);
-      else
-        mdb_txn_abort(txn);
-    }
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
+    answer_ok(create_db(t[1], flags, NULL));
   } else if (strcmp(cmd, "drop") == 0) {
     NEED(3);
     a.del_db = atoi(t[2]);
@@ -487,13 +488,10 @@ static void command(char *line) {
       mdb_txn_abort(txn);
     }
     if (rc == 0) mdb_dbi_close(env, dbi);
-    if (rc == 0)
-      printf("OK\n");
-    else if (rc == MDB_NOTFOUND)
-      printf("NOTFOUND\n");
+    if (rc == MDB_NOTFOUND)
+      answer("NOTFOUND");
     else
-      printf("ERR %d %s\n", rc, mdb_strerror(rc));
-    fflush(stdout);
+      answer_ok(rc);
   } else if (strcmp(cmd, "get") == 0) {
     NEED(3);
     KEY(2);
@@ -534,18 +532,8 @@ static void command(char *line) {
     free(buf);
   } else if (strcmp(cmd, "bulk") == 0) {
     NEED(4);
-    long total = atol(t[2]);
-    struct bulk b = {t[3], 0, 0};
-    int rc = 0;
-    for (long from = 0; rc == 0 && from < total; from += 1000) {
-      b.from = from;
-      b.to = from + 1000 < total ? from + 1000 : total;
-      rc = in_write(t[1], 1, 0, do_bulk, &b);
-    }
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
+    struct bulk b = {{0, 0}, t[3]};
+    answer_ok(in_write_batches(t[1], atol(t[2]), do_bulk, &b.range));
   } else if (strcmp(cmd, "status") == 0) {
     NEED(1);
     TRLMDB_repl_status s;
@@ -563,51 +551,24 @@ static void command(char *line) {
     answer("%d", trlmdb_repl_sync(env, (unsigned)atol(t[1])));
   } else if (strcmp(cmd, "fill") == 0) {
     NEED(5);
-    long total = atol(t[2]);
-    struct fill f = {0, 0, strtoull(t[3], NULL, 10), strtoull(t[4], NULL, 10), NULL};
+    struct fill f = {{0, 0}, strtoull(t[3], NULL, 10), strtoull(t[4], NULL, 10), NULL};
     f.vbuf = malloc(f.vlen ? f.vlen : 1);
     if (!f.vbuf) {
       answer_err(ENOMEM);
       return;
     }
-    int rc = 0;
-    for (long from = 0; rc == 0 && from < total; from += 1000) {
-      f.from = from;
-      f.to = from + 1000 < total ? from + 1000 : total;
-      rc = in_write(t[1], 1, 0, do_fill, &f);
-    }
+    int rc = in_write_batches(t[1], atol(t[2]), do_fill, &f.range);
     free(f.vbuf);
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
+    answer_ok(rc);
   } else if (strcmp(cmd, "cmp") == 0) {
     NEED(2);
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    int rc = mdb_txn_begin(env, NULL, 0, &txn);
-    if (rc == 0) {
-      rc = mdb_dbi_open(txn, dbname(t[1]), MDB_CREATE, &dbi);
-      if (rc == 0) rc = mdb_set_compare(txn, dbi, reverse_memcmp);
-      if (rc == 0)
-        rc = mdb_txn_commit(txn);
-      else
-        mdb_txn_abort(txn);
-    }
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
+    answer_ok(create_db(t[1], 0, reverse_memcmp));
   } else if (strcmp(cmd, "scan") == 0) {
     NEED(2);
     in_read(t[1], rd_scan, &a);
   } else if (strcmp(cmd, "mapsize") == 0) {
     NEED(2);
-    int rc = mdb_env_set_mapsize(env, strtoull(t[1], NULL, 10));
-    if (rc)
-      answer_err(rc);
-    else
-      answer("OK");
+    answer_ok(mdb_env_set_mapsize(env, strtoull(t[1], NULL, 10)));
   } else if (strcmp(cmd, "open") == 0) {
     if (n < 2 || n > 3) {
       answer("ERR 0 usage: open ENV [MAPSIZE]");
@@ -681,7 +642,7 @@ int main(int argc, char **argv) {
   }
   int rc = open_env(argv[1], default_mapsize(argc == 3 ? argv[2] : NULL), &envs[0]);
   if (rc) {
-    answer("ERR %d %s", rc, mdb_strerror(rc));
+    answer_err(rc);
     return 1;
   }
   n_envs = 1;

@@ -64,10 +64,7 @@ def check_shifted(node, seconds):
 # --------------------------------------------------------------------------
 @case
 def two_nodes(c):
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
 
     a.put("-", "ka1", "va1")
     a.put("t", "k1", "from-a")
@@ -191,10 +188,7 @@ def concurrent_same_key(c):
 
 @case
 def put_vs_delete(c):
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    b.wait_connected(1)
-    a.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
 
     # Causal: a put, a delete after seeing it, a put after seeing the delete.
     a.put("-", "k", "v1")
@@ -258,8 +252,7 @@ def clock_skew_within_bound(c):
     a = c.node("A", env={"TRLMDB_MAX_SKEW_MS": 10000})
     b = c.node("B", peers=[a], env={"TRLMDB_MAX_SKEW_MS": 10000,
                                     "TRLMDB_TEST_CLOCK_SHIFT_MS": -3000})
-    a.wait_connected(1)
-    b.wait_connected(1)
+    c.wait_mesh([a, b])
     check_shifted(b, -3.0)
     for i in range(5):
         ta = ts_of(a.put("-", "k", "a-%d" % i))
@@ -311,6 +304,15 @@ def expect_refused(c, a, b, seconds, pattern, what, marks=None):
         check(rc == 0, "verify %s: %s" % (n.name, out))
 
 
+def expect_joined(c, a, b):
+    """Once the cause of expect_refused is gone (B restarted without it): B
+    connects to A, the writes expect_refused made cross, and both converge."""
+    b.wait_connected(1)
+    c.wait_value(a, "-", "from-b", "1")
+    c.wait_value(b, "-", "from-a", "1")
+    c.wait_converged([a, b])
+
+
 @case
 def skew_beyond_bound(c):
     a = c.node("A", env={"TRLMDB_MAX_SKEW_MS": 60000})
@@ -321,10 +323,7 @@ def skew_beyond_bound(c):
     # The refusal was the clock's doing: without the shift they converge.
     b.stop()
     b.restart(env={"TRLMDB_TEST_CLOCK_SHIFT_MS": None})
-    b.wait_connected(1)
-    c.wait_value(a, "-", "from-b", "1")
-    c.wait_value(b, "-", "from-a", "1")
-    c.wait_converged([a, b])
+    expect_joined(c, a, b)
 
 
 @case
@@ -338,10 +337,7 @@ def wrong_secret(c):
     expect_refused(c, a, b, 2, r"auth|secret", "no secret against a secret", marks)
     b.stop()
     b.restart(secret="alpha-secret")
-    b.wait_connected(1)
-    c.wait_value(a, "-", "from-b", "1")
-    c.wait_value(b, "-", "from-a", "1")
-    c.wait_converged([a, b])
+    expect_joined(c, a, b)
 
 
 
@@ -481,10 +477,7 @@ def expect_closed(port, payload, what, timeout=8):
 
 @case
 def garbage_frames(c):
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
     port = a.port
     rnd = random.Random(3)
 
@@ -559,8 +552,7 @@ def mesh_origin_dies(c):
         nb, nc = b.simple("count f%d" % rnd), cc.simple("count f%d" % rnd)
         check(nb == nc, "round %d: B has %s keys of A's, C has %s" % (rnd, nb, nc))
         a.restart()
-        for n in (a, b, cc):
-            n.wait_connected(2)
+        c.wait_mesh([a, b, cc])
         c.wait_converged([a, b, cc])
     logs = b.log_text() + cc.log_text()
     check("re-synchronising" in logs, "B and C never re-synchronised after losing A")
@@ -609,9 +601,7 @@ def kill_restart(c):
     cc.put("-", "c-while-b-dead", "1")
     cc.ok("drop bulk_b 1")
     b.restart()
-    b.wait_connected(2)
-    a.wait_connected(2)
-    cc.wait_connected(2)
+    c.wait_mesh(nodes)
     c.wait_value(b, "-", "c-while-b-dead", "1")
     c.wait_value(a, "-", "b-last-words", "1")
     wait_eq(lambda: b.simple("count bulk_a2"), "2000", 30, "B to catch up A's 2000 keys")
@@ -647,8 +637,7 @@ def catch_up(c):
     b.put("-", "b-newest", "1")
     b.stop()
     b.restart(peers=[a])
-    b.wait_connected(1)
-    a.wait_connected(1)
+    c.wait_mesh([a, b])
     c.wait_converged([a, b])
     for n in (a, b):
         check(n.get("-", "t") is None,
@@ -662,10 +651,7 @@ def catch_up(c):
 
 @case
 def dupsort_drop_flags(c):
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
     u64 = lambda n: struct.pack("<Q", n)  # noqa: E731
     u32 = lambda n: struct.pack("<I", n)  # noqa: E731
 
@@ -864,11 +850,7 @@ def lmdb_utils_and_python(c):
 
 @case
 def big_value(c):
-    env = {"REPL_NODE_MAPSIZE": 512 << 20}
-    a = c.node("A", env=env)
-    b = c.node("B", peers=[a], env=env)
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"), env={"REPL_NODE_MAPSIZE": 512 << 20})
     size = 16 << 20
     a.ok("putgen big k1 %d 1" % size, timeout=60)
     want = a.simple("sum big k1")
@@ -1115,10 +1097,7 @@ def exit_without_close(c):
     # exit(0) without mdb_env_close: the status must be 0 (no crash in the
     # atexit flush), the exit bounded, and nothing lost: what the flush did
     # not ship, catch-up ships after the restart.
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
     a.ok("bulk ex_a 2000 a")
     a.put("-", "a-last", "1")
     rc, took = a.exit_noclose()
@@ -1190,10 +1169,7 @@ def reap(pid, timeout):
 @case
 def fork_child(c):
     become_subreaper()
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
 
     # A short-lived child: it exits by itself with exit(0) (atexit handlers
     # run in it); the parent keeps replicating meanwhile.
@@ -1230,8 +1206,7 @@ def fork_child(c):
           % (port, time.monotonic() - t_stop, child_alive))
     check(child_alive, "A's child exited before A's restart finished: the test proves nothing "
           "(raise the child's sleep)")
-    a.wait_connected(1)
-    b.wait_connected(1)
+    c.wait_mesh([a, b])
     a.put("-", "after-restart", "1")
     c.wait_value(b, "-", "after-restart", "1")
     rc = reap(pid2, 15)
@@ -1299,8 +1274,7 @@ def two_envs_one_process(c):
     check(st["running"] == 0, "X's second \"db\" runs a replicator: %s" % st)
     check(x2.sync(100) == 22, "sync on X's second \"db\" must be EINVAL")
     y = c.node("Y", peers=[x])
-    x.wait_connected(1)
-    y.wait_connected(1)
+    c.wait_mesh([x, y])
     x.put("-", "x-first", "1")
     x2.put("-", "x-second", "1")
     y.put("-", "from-y", "1")
@@ -1317,8 +1291,7 @@ def two_envs_one_process(c):
 def map_full_then_enlarge(c):
     a = c.node("A")
     b = c.node("B", peers=[a], env={"REPL_NODE_MAPSIZE": 1 << 20})
-    a.wait_connected(1)
-    b.wait_connected(1)
+    c.wait_mesh([a, b])
     mark = b.log_mark()
     # ~4 MiB on A: B's 1 MiB map cannot hold it.
     a.send_lines(["putgen big k%02d %d %d" % (i, 100 << 10, i) for i in range(40)])
@@ -1358,8 +1331,7 @@ def custom_comparator(c):
     b = c.node("B", peers=[a])
     b.ok("cmp rev")
     cc = c.node("C", peers=[a, b])
-    for n in (a, b, cc):
-        n.wait_connected(2)
+    c.wait_mesh([a, b, cc])
     for k in ("apple", "kiwi", "mango"):
         a.put("rev", k, "a-" + k)
     for k in ("banana", "zucchini"):
@@ -1438,10 +1410,7 @@ def memory_bound(c):
 
 @case
 def sync_api(c):
-    a = c.node("A")
-    b = c.node("B", peers=[a])
-    a.wait_connected(1)
-    b.wait_connected(1)
+    a, b = c.mesh(("A", "B"))
     # 0 once B acknowledged: B has the value at once, without waiting.
     for i in range(20):
         a.put("-", "s%02d" % i, "v%d" % i)

@@ -21,30 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/trlmdb-config-XXXXXX";
-    const char *p = mkdtemp(tmpl);
-    if (!p) ADD_FAILURE() << "mkdtemp failed";
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string &path() const { return path_; }
-  std::string file(const std::string &name, const std::string &text) const {
-    std::string p = path_ + "/" + name;
-    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
-    std::ofstream(p) << text;
-    return p;
-  }
-
- private:
-  std::string path_;
-};
-
 struct Loaded {
   bool ok;
   Config cfg;
@@ -72,11 +48,43 @@ void expect_error(const Loaded &l, const std::string &part) {
 
 HostPort hp(const std::string &h, uint16_t p) { return HostPort{h, p}; }
 
+// Tests of configuration files: each gets a fresh directory, which stands for
+// an environment's directory too, removed afterwards.
+class ConfigFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/trlmdb-config-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::string &dir() const { return dir_; }
+  // Writes `text` to `name` under dir(), creating directories on the way.
+  std::string file(const std::string &name, const std::string &text) const {
+    std::string p = dir_ + "/" + name;
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    std::ofstream(p) << text;
+    return p;
+  }
+  // dir() as the environment, `text` as its trlmdb.conf, nothing else set.
+  Loaded load_conf(const std::string &text) const {
+    file("trlmdb.conf", text);
+    return load({}, dir_);
+  }
+  std::string conf_path() const { return dir_ + "/trlmdb.conf"; }
+
+ private:
+  std::string dir_;
+};
+using ConfigFileErrors = ConfigFiles;
+
 // ---- nothing configured ------------------------------------------------------
 
-TEST(Config, NothingSetIsNotConfigured) {
-  TempDir d;
-  Loaded l = load({{"PATH", "/bin"}, {"TRLMDB_REAL_LMDB", "/x.so"}}, d.path());
+TEST_F(ConfigFiles, NothingSetIsNotConfigured) {
+  Loaded l = load({{"PATH", "/bin"}, {"TRLMDB_REAL_LMDB", "/x.so"}}, dir());
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_FALSE(l.cfg.configured);
   EXPECT_FALSE(l.cfg.listen);
@@ -88,16 +96,14 @@ TEST(Config, NothingSetIsNotConfigured) {
   EXPECT_EQ(l.cfg.log, LogLevel::kWarn);
 }
 
-TEST(Config, SecretOrLogLevelAloneDoesNotConfigure) {
-  TempDir d;
-  Loaded l = load({{"TRLMDB_SECRET", "s3cret"}, {"TRLMDB_LOG", "debug"}}, d.path());
+TEST_F(ConfigFiles, SecretOrLogLevelAloneDoesNotConfigure) {
+  Loaded l = load({{"TRLMDB_SECRET", "s3cret"}, {"TRLMDB_LOG", "debug"}}, dir());
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_FALSE(l.cfg.configured);
   EXPECT_TRUE(l.cfg.has_secret);
   EXPECT_EQ(l.cfg.log, LogLevel::kDebug);
 
-  d.file("trlmdb.conf", "secret = x\nnode = n1\ntimeout = 3\n");
-  l = load({}, d.path());
+  l = load_conf("secret = x\nnode = n1\ntimeout = 3\n");
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_FALSE(l.cfg.configured);
 }
@@ -139,34 +145,32 @@ TEST(Config, EveryKeyFromEnvironment) {
   EXPECT_EQ(c.source, "environment");
 }
 
-TEST(Config, SecretFileFromEnvironmentLosesTrailingNewline) {
-  TempDir d;
-  std::string f = d.file("secret", "abc def\n\n");
+TEST_F(ConfigFiles, SecretFileFromEnvironmentLosesTrailingNewline) {
+  std::string f = file("secret", "abc def\n\n");
   Loaded l = load({{"TRLMDB_PEERS", "127.0.0.1:9"}, {"TRLMDB_SECRET_FILE", f}});
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_TRUE(l.cfg.has_secret);
   EXPECT_EQ(l.cfg.secret, "abc def");
 }
 
-TEST(Config, EveryKeyFromFile) {
-  TempDir d;
-  d.file("keys/cluster.key", "from-file\n");
-  std::string db = d.path() + "/db";
-  d.file("db/trlmdb.conf",
-         "# replication of db\n"
-         "\n"
-         "   listen = [::]:7000   \n"
-         "peers=127.0.0.1:7001\n"
-         "\tpeers = [::1]:7002 , localhost:7003\n"
-         "secret_file = ../keys/cluster.key\n"
-         "name = wire-db\n"
-         "node = west 2\n"
-         "cluster = staging\n"
-         "accept = 127.0.0.1\n"
-         "timeout = 7\n"
-         "max_skew_ms = 250\n"
-         "log = debug\n"
-         "   # indented comment\n");
+TEST_F(ConfigFiles, EveryKeyFromFile) {
+  file("keys/cluster.key", "from-file\n");
+  std::string db = dir() + "/db";
+  file("db/trlmdb.conf",
+       "# replication of db\n"
+       "\n"
+       "   listen = [::]:7000   \n"
+       "peers=127.0.0.1:7001\n"
+       "\tpeers = [::1]:7002 , localhost:7003\n"
+       "secret_file = ../keys/cluster.key\n"
+       "name = wire-db\n"
+       "node = west 2\n"
+       "cluster = staging\n"
+       "accept = 127.0.0.1\n"
+       "timeout = 7\n"
+       "max_skew_ms = 250\n"
+       "log = debug\n"
+       "   # indented comment\n");
   Loaded l = load({}, db);
   ASSERT_TRUE(l.ok) << l.error;
   const Config &c = l.cfg;
@@ -186,44 +190,40 @@ TEST(Config, EveryKeyFromFile) {
   EXPECT_EQ(c.source, db + "/trlmdb.conf");
 }
 
-TEST(Config, LiteralSecretInFile) {
-  TempDir d;
-  d.file("trlmdb.conf", "listen = 192.168.1.1:7000\nsecret = p@ss=word\n");
-  Loaded l = load({}, d.path());
+TEST_F(ConfigFiles, LiteralSecretInFile) {
+  Loaded l = load_conf("listen = 192.168.1.1:7000\nsecret = p@ss=word\n");
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_EQ(l.cfg.secret, "p@ss=word");  // only the first '=' separates
 }
 
-TEST(Config, NoSubdirFileSitsBesideTheDataFile) {
-  TempDir d;
-  d.file("data.mdb.trlmdb.conf", "peers = 127.0.0.1:7100\n");
-  d.file("data.mdb/trlmdb.conf", "peers = 127.0.0.1:7200\n");  // must not be read
-  Loaded l = load({}, d.path() + "/data.mdb", true);
+TEST_F(ConfigFiles, NoSubdirFileSitsBesideTheDataFile) {
+  file("data.mdb.trlmdb.conf", "peers = 127.0.0.1:7100\n");
+  file("data.mdb/trlmdb.conf", "peers = 127.0.0.1:7200\n");  // must not be read
+  Loaded l = load({}, dir() + "/data.mdb", true);
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_EQ(l.cfg.peers, std::vector<HostPort>{hp("127.0.0.1", 7100)});
 }
 
 // ---- precedence -------------------------------------------------------------------
 
-TEST(Config, PrecedenceIsPerKeyEnvThenConfigFileThenEnvFile) {
-  TempDir d;
-  std::string explicit_file = d.file("explicit.conf",
-                                     "listen = 127.0.0.1:2000\n"
-                                     "peers = 127.0.0.1:2001\n"
-                                     "node = from-explicit\n"
-                                     "secret = explicit-secret\n");
-  d.file("db/trlmdb.conf",
-         "listen = 127.0.0.1:3000\n"
-         "peers = 127.0.0.1:3001\n"
-         "node = from-envdir\n"
-         "cluster = from-envdir\n"
-         "timeout = 4\n"
-         "secret = envdir-secret\n"
-         "log = info\n");
+TEST_F(ConfigFiles, PrecedenceIsPerKeyEnvThenConfigFileThenEnvFile) {
+  std::string explicit_file = file("explicit.conf",
+                                   "listen = 127.0.0.1:2000\n"
+                                   "peers = 127.0.0.1:2001\n"
+                                   "node = from-explicit\n"
+                                   "secret = explicit-secret\n");
+  file("db/trlmdb.conf",
+       "listen = 127.0.0.1:3000\n"
+       "peers = 127.0.0.1:3001\n"
+       "node = from-envdir\n"
+       "cluster = from-envdir\n"
+       "timeout = 4\n"
+       "secret = envdir-secret\n"
+       "log = info\n");
   Loaded l = load({{"TRLMDB_CONFIG", explicit_file},
                    {"TRLMDB_LISTEN", "127.0.0.1:1000"},
                    {"TRLMDB_LOG", "error"}},
-                  d.path() + "/db");
+                  dir() + "/db");
   ASSERT_TRUE(l.ok) << l.error;
   const Config &c = l.cfg;
   EXPECT_EQ(c.listen, hp("127.0.0.1", 1000));                        // environment
@@ -233,31 +233,29 @@ TEST(Config, PrecedenceIsPerKeyEnvThenConfigFileThenEnvFile) {
   EXPECT_EQ(c.secret, "explicit-secret");                            // explicit
   EXPECT_EQ(c.cluster, "from-envdir");                               // only there
   EXPECT_EQ(c.timeout_ms, 4000u);                                    // only there
-  EXPECT_EQ(c.source, "environment, " + explicit_file + ", " + d.path() + "/db/trlmdb.conf");
+  EXPECT_EQ(c.source, "environment, " + explicit_file + ", " + dir() + "/db/trlmdb.conf");
 
   // Secret and secret file are one setting: the environment's file beats a
   // file's literal secret, and a lower source's unreadable file is never read.
-  d.file("db/trlmdb.conf", "peers = 127.0.0.1:3001\nsecret_file = /nonexistent/key\n");
-  std::string key = d.file("env.key", "env-key\n");
-  l = load({{"TRLMDB_SECRET_FILE", key}}, d.path() + "/db");
+  file("db/trlmdb.conf", "peers = 127.0.0.1:3001\nsecret_file = /nonexistent/key\n");
+  std::string key = file("env.key", "env-key\n");
+  l = load({{"TRLMDB_SECRET_FILE", key}}, dir() + "/db");
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_EQ(l.cfg.secret, "env-key");
 }
 
 // ---- the original trlmdb replicator's keys ------------------------------------------
 
-TEST(Config, OriginalReplicatorKeys) {
-  TempDir d;
-  d.file("trlmdb.conf",
-         "node = alpha\n"
-         "port = 7000\n"
-         "connect = 10.0.0.2:7000, 10.0.0.3:7000\n"
-         "connect = 10.0.0.4:7000\n"
-         "accept = 10.0.0.2, 10.0.0.3\n"
-         "accept = 10.0.0.4\n"
-         "timeout = 30\n"
-         "secret = s\n");
-  Loaded l = load({}, d.path());
+TEST_F(ConfigFiles, OriginalReplicatorKeys) {
+  Loaded l = load_conf(
+      "node = alpha\n"
+      "port = 7000\n"
+      "connect = 10.0.0.2:7000, 10.0.0.3:7000\n"
+      "connect = 10.0.0.4:7000\n"
+      "accept = 10.0.0.2, 10.0.0.3\n"
+      "accept = 10.0.0.4\n"
+      "timeout = 30\n"
+      "secret = s\n");
   ASSERT_TRUE(l.ok) << l.error;
   const Config &c = l.cfg;
   EXPECT_TRUE(c.configured);
@@ -269,22 +267,17 @@ TEST(Config, OriginalReplicatorKeys) {
   EXPECT_EQ(c.timeout_ms, 30000u);
 }
 
-TEST(Config, ListenBeatsPortInTheSameFileWhicheverComesFirst) {
-  TempDir d;
-  d.file("trlmdb.conf", "listen = 127.0.0.1:7001\nport = 7000\n");
-  Loaded l = load({}, d.path());
+TEST_F(ConfigFiles, ListenBeatsPortInTheSameFileWhicheverComesFirst) {
+  Loaded l = load_conf("listen = 127.0.0.1:7001\nport = 7000\n");
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_EQ(l.cfg.listen, hp("127.0.0.1", 7001));
-  d.file("trlmdb.conf", "port = 7000\nlisten = 127.0.0.1:7002\n");
-  l = load({}, d.path());
+  l = load_conf("port = 7000\nlisten = 127.0.0.1:7002\n");
   ASSERT_TRUE(l.ok) << l.error;
   EXPECT_EQ(l.cfg.listen, hp("127.0.0.1", 7002));
 }
 
-TEST(Config, PortAloneListensEverywhereAndThereforeNeedsASecret) {
-  TempDir d;
-  d.file("trlmdb.conf", "port = 7000\n");
-  Loaded l = load({}, d.path());
+TEST_F(ConfigFiles, PortAloneListensEverywhereAndThereforeNeedsASecret) {
+  Loaded l = load_conf("port = 7000\n");
   expect_error(l,
                "listening on 0.0.0.0:7000 needs a cluster secret "
                "(TRLMDB_SECRET or TRLMDB_SECRET_FILE)");
@@ -306,65 +299,55 @@ TEST(Config, ConnectOnlyAndListenPortZeroAreValid) {
 
 // ---- errors ---------------------------------------------------------------------------
 
-TEST(ConfigErrors, BadHostPort) {
+TEST_F(ConfigFileErrors, BadHostPort) {
   Loaded l = load({{"TRLMDB_PEERS", "localhost:x"}});
   EXPECT_FALSE(l.ok);
   EXPECT_EQ(l.error, "TRLMDB_PEERS: \"localhost:x\" is not host:port");
   expect_error(load({{"TRLMDB_LISTEN", "127.0.0.1"}}), "TRLMDB_LISTEN: \"127.0.0.1\"");
   expect_error(load({{"TRLMDB_PEERS", "127.0.0.1:1,,127.0.0.1:2"}}), "TRLMDB_PEERS: empty entry");
   expect_error(load({{"TRLMDB_PEERS", "127.0.0.1:0"}}), "TRLMDB_PEERS: \"127.0.0.1:0\": port 0");
-  TempDir d;
-  d.file("trlmdb.conf", "# c\nconnect = 10.0.0.1:99999\n");
-  expect_error(load({}, d.path()), d.path() + "/trlmdb.conf:2: connect: \"10.0.0.1:99999\"");
+  expect_error(load_conf("# c\nconnect = 10.0.0.1:99999\n"),
+               conf_path() + ":2: connect: \"10.0.0.1:99999\"");
   expect_error(load({{"TRLMDB_ACCEPT", "10.0.0.1, bad host"}}), "TRLMDB_ACCEPT: \"bad host\"");
 }
 
-TEST(ConfigErrors, UnknownKeyNamesFileLineAndKey) {
-  TempDir d;
-  std::string f = d.file("trlmdb.conf", "listen = 127.0.0.1:1\n\n# x\nlsiten = 127.0.0.1:2\n");
-  Loaded l = load({}, d.path());
-  expect_error(l, f + ":4: \"lsiten\": unknown key");
+TEST_F(ConfigFileErrors, UnknownKeyNamesFileLineAndKey) {
+  expect_error(load_conf("listen = 127.0.0.1:1\n\n# x\nlsiten = 127.0.0.1:2\n"),
+               conf_path() + ":4: \"lsiten\": unknown key");
   // Keys are the lower-case names.
-  d.file("trlmdb.conf", "Port = 7000\n");
-  expect_error(load({}, d.path()), ":1: \"Port\": unknown key");
+  expect_error(load_conf("Port = 7000\n"), ":1: \"Port\": unknown key");
 }
 
-TEST(ConfigErrors, MalformedLines) {
-  TempDir d;
-  std::string f = d.file("trlmdb.conf", "listen 127.0.0.1:1\n");
-  expect_error(load({}, d.path()), f + ":1: expected name = value");
-  d.file("trlmdb.conf", "node = a\nnode = b\n");
-  expect_error(load({}, d.path()), f + ":2: node: given twice (also on line 1)");
-  d.file("trlmdb.conf", "node =\n");
-  expect_error(load({}, d.path()), f + ":1: node: empty value");
-  d.file("trlmdb.conf", "secret = a\nsecret_file = b\n");
-  expect_error(load({}, d.path()), f + ":2: secret_file: give either secret or secret_file");
+TEST_F(ConfigFileErrors, MalformedLines) {
+  const std::string f = conf_path();
+  expect_error(load_conf("listen 127.0.0.1:1\n"), f + ":1: expected name = value");
+  expect_error(load_conf("node = a\nnode = b\n"), f + ":2: node: given twice (also on line 1)");
+  expect_error(load_conf("node =\n"), f + ":1: node: empty value");
+  expect_error(load_conf("secret = a\nsecret_file = b\n"),
+               f + ":2: secret_file: give either secret or secret_file");
 }
 
-TEST(ConfigErrors, ExplicitConfigFileMustExist) {
-  TempDir d;
-  expect_error(load({{"TRLMDB_CONFIG", d.path() + "/nope.conf"}}),
-               "TRLMDB_CONFIG: cannot read \"" + d.path() + "/nope.conf\"");
+TEST_F(ConfigFileErrors, ExplicitConfigFileMustExist) {
+  expect_error(load({{"TRLMDB_CONFIG", dir() + "/nope.conf"}}),
+               "TRLMDB_CONFIG: cannot read \"" + dir() + "/nope.conf\"");
   // The implicit one may be absent, but not unreadable.
-  std::filesystem::create_directories(d.path() + "/db/trlmdb.conf");
-  expect_error(load({}, d.path() + "/db"), "cannot read \"" + d.path() + "/db/trlmdb.conf\"");
+  std::filesystem::create_directories(dir() + "/db/trlmdb.conf");
+  expect_error(load({}, dir() + "/db"), "cannot read \"" + dir() + "/db/trlmdb.conf\"");
 }
 
-TEST(ConfigErrors, SecretProblems) {
-  TempDir d;
-  expect_error(load({{"TRLMDB_SECRET_FILE", d.path() + "/missing"}}),
-               "TRLMDB_SECRET_FILE: cannot read \"" + d.path() + "/missing\"");
-  std::string f = d.file("trlmdb.conf", "peers = 127.0.0.1:1\nsecret_file = missing.key\n");
-  expect_error(load({}, d.path()),
-               f + ":2: secret_file: cannot read \"" + d.path() + "/missing.key\"");
-  std::string empty = d.file("empty.key", "\n");
+TEST_F(ConfigFileErrors, SecretProblems) {
+  expect_error(load({{"TRLMDB_SECRET_FILE", dir() + "/missing"}}),
+               "TRLMDB_SECRET_FILE: cannot read \"" + dir() + "/missing\"");
+  expect_error(load_conf("peers = 127.0.0.1:1\nsecret_file = missing.key\n"),
+               conf_path() + ":2: secret_file: cannot read \"" + dir() + "/missing.key\"");
+  std::string empty = file("empty.key", "\n");
   expect_error(load({{"TRLMDB_SECRET_FILE", empty}}), "TRLMDB_SECRET_FILE: ");
   expect_error(load({{"TRLMDB_SECRET_FILE", empty}}), "is empty");
   expect_error(load({{"TRLMDB_SECRET", ""}}), "TRLMDB_SECRET: empty secret");
   expect_error(load({{"TRLMDB_SECRET", "a"}, {"TRLMDB_SECRET_FILE", empty}}),
                "give either TRLMDB_SECRET or TRLMDB_SECRET_FILE");
   if (geteuid() != 0) {  // root reads anything
-    std::string locked = d.file("locked.key", "k\n");
+    std::string locked = file("locked.key", "k\n");
     chmod(locked.c_str(), 0);
     expect_error(load({{"TRLMDB_SECRET_FILE", locked}}), "Permission denied");
   }
@@ -383,12 +366,10 @@ TEST(ConfigErrors, NonLoopbackListenNeedsSecret) {
   EXPECT_TRUE(load({{"TRLMDB_LISTEN", "localhost:7000"}}).ok);
 }
 
-TEST(ConfigErrors, BadLogLevel) {
+TEST_F(ConfigFileErrors, BadLogLevel) {
   expect_error(load({{"TRLMDB_LOG", "verbose"}}),
                "TRLMDB_LOG: \"verbose\" is not a log level (error, warn, info or debug)");
-  TempDir d;
-  d.file("trlmdb.conf", "log = DEBUG\n");
-  expect_error(load({}, d.path()), ":1: log: \"DEBUG\" is not a log level");
+  expect_error(load_conf("log = DEBUG\n"), ":1: log: \"DEBUG\" is not a log level");
 }
 
 TEST(ConfigErrors, BadTimeoutAndSkew) {

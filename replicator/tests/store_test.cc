@@ -224,6 +224,27 @@ class TestEnv {
     return out;
   }
 
+  // The same in calls of at most `max_changes` changes and `max_bytes`
+  // bytes, each of which but the last must give `per_call` changes.
+  std::vector<Change> read_in_calls(std::size_t max_changes, std::size_t max_bytes,
+                                    std::size_t per_call) {
+    ScanPos pos;
+    std::vector<Change> got;
+    for (int calls = 0; !pos.finished && calls < 100; ++calls) {
+      std::vector<Change> out;
+      uint64_t txnid = 0;
+      const int rc = store().read_recent(&pos, max_changes, max_bytes, nullptr, &out, &txnid);
+      EXPECT_EQ(0, rc);
+      if (rc) break;
+      EXPECT_LE(out.size(), per_call);
+      if (!pos.finished) {
+        EXPECT_EQ(per_call, out.size());
+      }
+      got.insert(got.end(), out.begin(), out.end());
+    }
+    return got;
+  }
+
   ApplyStats apply(const std::vector<Change> &changes, int expect_rc = 0) {
     ApplyStats stats;
     EXPECT_EQ(expect_rc, store().apply(changes, &stats));
@@ -272,6 +293,21 @@ const Change *find(const std::vector<Change> &cs, std::string_view xkey) {
   return nullptr;
 }
 
+// A source node A holding every kind of change (populate).
+class PopulatedStore : public ::testing::Test {
+ protected:
+  void SetUp() override { populate(a_); }
+  TestEnv a_;
+};
+
+// A replica B on which the replicator has started: its reserved databases
+// and node word exist before the first change arrives.
+class ReadyStore : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(0, b_.store().ensure_ready(nullptr)); }
+  TestEnv b_;
+};
+
 TEST(Store, EnsureReadyCreatesReservedDatabasesAndNodeWord) {
   TestEnv b;
   uint32_t node = 0;
@@ -290,14 +326,12 @@ TEST(Store, EnsureReadyCreatesReservedDatabasesAndNodeWord) {
   EXPECT_VERIFIED(b);
 }
 
-TEST(Store, ReadRecentGivesEveryChangeWithItsValues) {
-  TestEnv a;
-  populate(a);
-  const std::vector<Change> cs = a.read_all();
-  const auto recent = a.recent();
+TEST_F(PopulatedStore, ReadRecentGivesEveryChangeWithItsValues) {
+  const std::vector<Change> cs = a_.read_all();
+  const auto recent = a_.recent();
   ASSERT_EQ(recent.size(), cs.size());
   std::size_t n = 0;
-  ASSERT_EQ(0, a.store().recent_count(&n));
+  ASSERT_EQ(0, a_.store().recent_count(&n));
   EXPECT_EQ(recent.size(), n);
   // In xkey order, each with its stamp.
   std::size_t i = 0;
@@ -352,21 +386,20 @@ TEST(Store, ReadRecentGivesEveryChangeWithItsValues) {
   c = find(cs, xk("gone", "k"));
   ASSERT_TRUE(c);
   EXPECT_TRUE(c->ts.is_delete());
-  EXPECT_VERIFIED(a);
+  EXPECT_VERIFIED(a_);
 }
 
-TEST(Store, ApplyMakesTheReplicaEqual) {
-  TestEnv a, b;
-  populate(a);
-  const std::vector<Change> cs = a.read_all();
+TEST_F(PopulatedStore, ApplyMakesTheReplicaEqual) {
+  TestEnv b;
+  const std::vector<Change> cs = a_.read_all();
   ApplyStats stats = b.apply(cs);
   EXPECT_EQ(cs.size(), stats.applied);
   EXPECT_EQ(0u, stats.ignored);
   EXPECT_EQ(0u, stats.deferred);
-  const Dump da = a.dump(), db = b.dump();
+  const Dump da = a_.dump(), db = b.dump();
   EXPECT_EQ(da, db) << "A:\n" << describe(da) << "B:\n" << describe(db);
-  EXPECT_EQ(a.time(), b.time());
-  EXPECT_EQ(a.time(), b.recent());
+  EXPECT_EQ(a_.time(), b.time());
+  EXPECT_EQ(a_.time(), b.recent());
   EXPECT_EQ(0u, db.count("gone"));
   ASSERT_EQ(1u, db.count("ints"));
   EXPECT_EQ(unsigned{MDB_INTEGERKEY}, db.at("ints").flags);
@@ -378,7 +411,7 @@ TEST(Store, ApplyMakesTheReplicaEqual) {
   EXPECT_EQ(0u, stats.applied);
   EXPECT_EQ(cs.size(), stats.ignored);
   EXPECT_EQ(db, b.dump());
-  EXPECT_EQ(a.time(), b.time());
+  EXPECT_EQ(a_.time(), b.time());
 
   // B's replica reads back as the same changes (what it forwards).
   EXPECT_EQ(cs, b.read_all());
@@ -448,31 +481,29 @@ TEST(Store, DupsortSetIsReplacedWholesale) {
   EXPECT_VERIFIED(b);
 }
 
-TEST(Store, KeyPutCreatesItsDatabaseWithFlagsAndAFreshMarker) {
-  TestEnv b;
-  ASSERT_EQ(0, b.store().ensure_ready(nullptr));
+TEST_F(ReadyStore, KeyPutCreatesItsDatabaseWithFlagsAndAFreshMarker) {
   const uint64_t t0 = wall_clock_now() + (uint64_t{60} << 32);  // ahead of B's clock
-  ApplyStats s = b.apply({
+  ApplyStats s = b_.apply({
       change("ints", "", put_ts(t0), MDB_INTEGERKEY),
       change("ints", u32key(7), put_ts(t0 + 1), MDB_INTEGERKEY, {"seven"}),
       change("newdup", "k", put_ts(t0 + 2), MDB_DUPSORT, {"a", "b"}),
   });
   EXPECT_EQ(3u, s.applied);
-  const Dump d = b.dump();
+  const Dump d = b_.dump();
   ASSERT_EQ(1u, d.count("ints"));
   EXPECT_EQ(unsigned{MDB_INTEGERKEY}, d.at("ints").flags);
   ASSERT_EQ(1u, d.count("newdup"));
   EXPECT_EQ(unsigned{MDB_DUPSORT}, d.at("newdup").flags);
   EXPECT_EQ(2u, d.at("newdup").kv.size());
-  EXPECT_EQ(put_ts(t0), *b.stamp(xk("ints", "")));
+  EXPECT_EQ(put_ts(t0), *b_.stamp(xk("ints", "")));
   // No marker came for newdup: B created the database and says so itself,
   // later than anything it received.
-  const Ts m = *b.stamp(xk("newdup", ""));
+  const Ts m = *b_.stamp(xk("newdup", ""));
   EXPECT_TRUE(m.is_put());
-  EXPECT_EQ(b.st()->node | kOpPut, m.node);
+  EXPECT_EQ(b_.st()->node | kOpPut, m.node);
   EXPECT_GT(m.time, t0 + 2);
-  EXPECT_EQ(m, b.recent().at(xk("newdup", "")));
-  EXPECT_VERIFIED(b);
+  EXPECT_EQ(m, b_.recent().at(xk("newdup", "")));
+  EXPECT_VERIFIED(b_);
 }
 
 TEST(Store, MarkerDeleteDropsADatabaseOfOlderKeys) {
@@ -659,13 +690,11 @@ TEST(Store, ForgetRecentRemovesOnlyUnchangedEntries) {
   EXPECT_VERIFIED(a);
 }
 
-TEST(Store, SnapshotHoldsEveryTimeEntry) {
-  TestEnv a;
-  populate(a);
-  ASSERT_EQ(0, a.store().forget_recent({{xk("plain", "a"), *a.stamp(xk("plain", "a"))}}));
+TEST_F(PopulatedStore, SnapshotHoldsEveryTimeEntry) {
+  ASSERT_EQ(0, a_.store().forget_recent({{xk("plain", "a"), *a_.stamp(xk("plain", "a"))}}));
   std::vector<ReconItem> items;
-  ASSERT_EQ(0, a.store().snapshot(&items));
-  const auto time = a.time();
+  ASSERT_EQ(0, a_.store().snapshot(&items));
+  const auto time = a_.time();
   ASSERT_EQ(time.size(), items.size());
   std::size_t i = 0;
   for (const auto &[xkey, ts] : time) {
@@ -675,10 +704,8 @@ TEST(Store, SnapshotHoldsEveryTimeEntry) {
   }
 }
 
-TEST(Store, ReadRecentHonoursSkipAndLimits) {
-  TestEnv a;
-  populate(a);
-  const std::vector<Change> all = a.read_all();
+TEST_F(PopulatedStore, ReadRecentHonoursSkipAndLimits) {
+  const std::vector<Change> all = a_.read_all();
   ASSERT_GT(all.size(), 5u);
 
   // Skipped entries are left out; the scan still reaches the end.
@@ -687,7 +714,7 @@ TEST(Store, ReadRecentHonoursSkipAndLimits) {
     std::vector<Change> out;
     uint64_t txnid = 0;
     auto skip = [](std::string_view xkey, const Ts &) { return xkey.starts_with("plain"); };
-    ASSERT_EQ(0, a.store().read_recent(&pos, 1000, 1u << 20, skip, &out, &txnid));
+    ASSERT_EQ(0, a_.store().read_recent(&pos, 1000, 1u << 20, skip, &out, &txnid));
     EXPECT_TRUE(pos.finished);
     EXPECT_GT(txnid, 0u);
     std::vector<Change> want;
@@ -696,167 +723,132 @@ TEST(Store, ReadRecentHonoursSkipAndLimits) {
     EXPECT_EQ(want, out);
   }
   // At most two per call; the calls together give everything once.
-  {
-    ScanPos pos;
-    std::vector<Change> got;
-    int calls = 0;
-    while (!pos.finished && calls < 100) {
-      std::vector<Change> out;
-      uint64_t txnid = 0;
-      ASSERT_EQ(0, a.store().read_recent(&pos, 2, 1u << 20, nullptr, &out, &txnid));
-      EXPECT_LE(out.size(), 2u);
-      if (!pos.finished) {
-        EXPECT_EQ(2u, out.size());
-      }
-      got.insert(got.end(), out.begin(), out.end());
-      ++calls;
-    }
-    EXPECT_EQ(all, got);
-  }
+  EXPECT_EQ(all, a_.read_in_calls(2, 1u << 20, 2));
   // A byte budget smaller than any change still gives one per call.
+  EXPECT_EQ(all, a_.read_in_calls(1000, 1, 1));
+  // A byte budget: the change that reaches it is the last one.
   {
     ScanPos pos;
-    std::vector<Change> got;
-    int calls = 0;
-    while (!pos.finished && calls < 100) {
-      std::vector<Change> out;
-      uint64_t txnid = 0;
-      ASSERT_EQ(0, a.store().read_recent(&pos, 1000, 1, nullptr, &out, &txnid));
-      if (!pos.finished) {
-        EXPECT_EQ(1u, out.size());
-      }
-      got.insert(got.end(), out.begin(), out.end());
-      ++calls;
-    }
-    EXPECT_EQ(all, got);
-    // A byte budget: the change that reaches it is the last one.
-    pos = ScanPos{};
     std::vector<Change> out;
     uint64_t txnid = 0;
     const std::size_t budget = all[0].payload_bytes() + all[1].payload_bytes();
-    ASSERT_EQ(0, a.store().read_recent(&pos, 1000, budget, nullptr, &out, &txnid));
+    ASSERT_EQ(0, a_.store().read_recent(&pos, 1000, budget, nullptr, &out, &txnid));
     EXPECT_EQ(2u, out.size());
     EXPECT_FALSE(pos.finished);
   }
 }
 
-TEST(Store, ReadTimeSendsTheEntriesOfTheSet) {
-  TestEnv a;
-  populate(a);
+TEST_F(PopulatedStore, ReadTimeSendsTheEntriesOfTheSet) {
   // Acknowledged entries are no longer in _trlmdb_recent, but catch-up
   // still finds them.
   std::vector<std::pair<std::string, Ts>> acked;
-  for (const Change &c : a.read_all()) acked.emplace_back(c.xkey, c.ts);
-  ASSERT_EQ(0, a.store().forget_recent(acked));
+  for (const Change &c : a_.read_all()) acked.emplace_back(c.xkey, c.ts);
+  ASSERT_EQ(0, a_.store().forget_recent(acked));
 
   SendSet set;
   set.keys = {key_hash(xk("plain", "a")), key_hash(xk("dups", "x"))};
   std::sort(set.keys.begin(), set.keys.end());
   ScanPos pos;
   std::vector<Change> out;
-  ASSERT_EQ(0, a.store().read_time(&pos, set, 1000, 1u << 20, &out));
+  ASSERT_EQ(0, a_.store().read_time(&pos, set, 1000, 1u << 20, &out));
   EXPECT_TRUE(pos.finished);
   ASSERT_EQ(2u, out.size());
   EXPECT_EQ(xk("dups", "x"), out[0].xkey);
   EXPECT_EQ((std::vector<std::string>{"1", "3"}), out[0].values);
   EXPECT_EQ(xk("plain", "a"), out[1].xkey);
-  EXPECT_EQ(*a.stamp(xk("plain", "a")), out[1].ts);
+  EXPECT_EQ(*a_.stamp(xk("plain", "a")), out[1].ts);
 
   // The whole hash space: every entry, tombstones included.
   SendSet everything;
   everything.ranges = {{0, ~uint64_t{0}}};
   pos = ScanPos{};
   out.clear();
-  ASSERT_EQ(0, a.store().read_time(&pos, everything, 1000, 1u << 20, &out));
-  EXPECT_EQ(a.time().size(), out.size());
+  ASSERT_EQ(0, a_.store().read_time(&pos, everything, 1000, 1u << 20, &out));
+  EXPECT_EQ(a_.time().size(), out.size());
 
   pos = ScanPos{};
   out.clear();
-  ASSERT_EQ(0, a.store().read_time(&pos, SendSet{}, 1000, 1u << 20, &out));
+  ASSERT_EQ(0, a_.store().read_time(&pos, SendSet{}, 1000, 1u << 20, &out));
   EXPECT_TRUE(pos.finished);
   EXPECT_TRUE(out.empty());
 }
 
-TEST(Store, ApplyAdvancesAndPersistsTheClock) {
-  TestEnv b;
-  ASSERT_EQ(0, b.store().ensure_ready(nullptr));
+TEST_F(ReadyStore, ApplyAdvancesAndPersistsTheClock) {
   const uint64_t ahead = wall_clock_now() + (uint64_t{3600} << 32);
-  ApplyStats s = b.apply({change("p", "k", put_ts(ahead), 0, {"v"})});
+  ApplyStats s = b_.apply({change("p", "k", put_ts(ahead), 0, {"v"})});
   EXPECT_EQ(1u, s.applied);
   EXPECT_EQ(ahead, s.max_seen);
-  EXPECT_GE(b.persisted_clock(), ahead);
-  EXPECT_GE(b.st()->clock.high_water(), ahead);
+  EXPECT_GE(b_.persisted_clock(), ahead);
+  EXPECT_GE(b_.st()->clock.high_water(), ahead);
   // The program's next write is stamped after what B received.
-  b.put1("p", "k2", "v2");
-  EXPECT_GT(b.stamp(xk("p", "k2"))->time, ahead);
-  EXPECT_VERIFIED(b);
+  b_.put1("p", "k2", "v2");
+  EXPECT_GT(b_.stamp(xk("p", "k2"))->time, ahead);
+  EXPECT_VERIFIED(b_);
 
   // Ignored changes still move the clock (in memory).
   const uint64_t further = ahead + (uint64_t{10} << 32);
-  s = b.apply({change("p", "k2", put_ts(further, 0), 0, {"x"}),
-               change("p", "k", put_ts(ahead - 1), 0, {"old"})});
+  s = b_.apply({change("p", "k2", put_ts(further, 0), 0, {"x"}),
+                change("p", "k", put_ts(ahead - 1), 0, {"old"})});
   EXPECT_EQ(further, s.max_seen);
-  EXPECT_GE(b.st()->clock.high_water(), further);
+  EXPECT_GE(b_.st()->clock.high_water(), further);
 }
 
-TEST(Store, CustomComparatorDatabasesWaitForTheProgram) {
-  TestEnv b;
-  ASSERT_EQ(0, b.store().ensure_ready(nullptr));
+TEST_F(ReadyStore, CustomComparatorDatabasesWaitForTheProgram) {
   const uint64_t t0 = wall_clock_now();
   // A marker says so: the database is created and recorded, its keys wait.
-  ApplyStats s = b.apply({change("cmp", "", put_ts(t0), kDbFlagCustomCompare),
-                          change("cmp", "k", put_ts(t0 + 1), kDbFlagCustomCompare, {"v"})});
+  ApplyStats s = b_.apply({change("cmp", "", put_ts(t0), kDbFlagCustomCompare),
+                           change("cmp", "k", put_ts(t0 + 1), kDbFlagCustomCompare, {"v"})});
   EXPECT_EQ(1u, s.applied);
   EXPECT_EQ(1u, s.deferred);
-  EXPECT_TRUE(b.dump().at("cmp").kv.empty());
-  EXPECT_FALSE(b.stamp(xk("cmp", "k")));
+  EXPECT_TRUE(b_.dump().at("cmp").kv.empty());
+  EXPECT_FALSE(b_.stamp(xk("cmp", "k")));
   {
     MDB_txn *txn = nullptr;
-    ASSERT_EQ(0, real().mdb_txn_begin(b.env(), nullptr, MDB_RDONLY, &txn));
+    ASSERT_EQ(0, real().mdb_txn_begin(b_.env(), nullptr, MDB_RDONLY, &txn));
     bool yes = false;
-    EXPECT_EQ(0, meta_has_custom_compare(txn, b.st()->reserved.meta, "cmp", &yes));
+    EXPECT_EQ(0, meta_has_custom_compare(txn, b_.st()->reserved.meta, "cmp", &yes));
     EXPECT_TRUE(yes);
     real().mdb_txn_abort(txn);
   }
-  EXPECT_VERIFIED(b);
+  EXPECT_VERIFIED(b_);
   // The program registers its comparator: now the key goes in.
   MDB_dbi dbi = 0;
-  b.write([&](MDB_txn *t) { dbi = TestEnv::open(t, "cmp"); });
-  b.st()->note_comparator(dbi);
-  s = b.apply({change("cmp", "k", put_ts(t0 + 1), kDbFlagCustomCompare, {"v"})});
+  b_.write([&](MDB_txn *t) { dbi = TestEnv::open(t, "cmp"); });
+  b_.st()->note_comparator(dbi);
+  s = b_.apply({change("cmp", "k", put_ts(t0 + 1), kDbFlagCustomCompare, {"v"})});
   EXPECT_EQ(1u, s.applied);
   EXPECT_EQ(0u, s.deferred);
-  EXPECT_EQ(1u, b.dump().at("cmp").kv.size());
+  EXPECT_EQ(1u, b_.dump().at("cmp").kv.size());
 
   // Recorded in _trlmdb_meta only: every write waits, and the reader flags it.
-  b.put1("cmp2", "k", "v");
+  b_.put1("cmp2", "k", "v");
   {
     MDB_txn *txn = nullptr;
-    ASSERT_EQ(0, real().mdb_txn_begin(b.env(), nullptr, 0, &txn));
-    ASSERT_EQ(0, meta_put_custom_compare(txn, b.st()->reserved.meta, "cmp2"));
+    ASSERT_EQ(0, real().mdb_txn_begin(b_.env(), nullptr, 0, &txn));
+    ASSERT_EQ(0, meta_put_custom_compare(txn, b_.st()->reserved.meta, "cmp2"));
     ASSERT_EQ(0, real().mdb_txn_commit(txn));
   }
-  const Ts local = *b.stamp(xk("cmp2", "k"));
-  s = b.apply({change("cmp2", "k", put_ts(local.time + 1), 0, {"new"}),
-               change("cmp2", "k2", del_ts(local.time + 1)),
-               change("cmp2", "", del_ts(local.time + 2))});
+  const Ts local = *b_.stamp(xk("cmp2", "k"));
+  s = b_.apply({change("cmp2", "k", put_ts(local.time + 1), 0, {"new"}),
+                change("cmp2", "k2", del_ts(local.time + 1)),
+                change("cmp2", "", del_ts(local.time + 2))});
   EXPECT_EQ(0u, s.applied);
   EXPECT_EQ(3u, s.deferred);
-  EXPECT_EQ("v", b.dump().at("cmp2").kv.at(0).second);
-  std::vector<Change> cs = b.read_all();
+  EXPECT_EQ("v", b_.dump().at("cmp2").kv.at(0).second);
+  std::vector<Change> cs = b_.read_all();
   const Change *marker = find(cs, xk("cmp2", ""));
   ASSERT_TRUE(marker);
   EXPECT_EQ(kDbFlagCustomCompare, marker->db_flags & kDbFlagCustomCompare);
   EXPECT_FALSE(find(cs, xk("cmp2", "k")));  // cannot be looked up without the comparator
-  b.write([&](MDB_txn *t) { dbi = TestEnv::open(t, "cmp2"); });
-  b.st()->note_comparator(dbi);
-  cs = b.read_all();
+  b_.write([&](MDB_txn *t) { dbi = TestEnv::open(t, "cmp2"); });
+  b_.st()->note_comparator(dbi);
+  cs = b_.read_all();
   ASSERT_TRUE(find(cs, xk("cmp2", "k")));
   EXPECT_EQ(std::vector<std::string>{"v"}, find(cs, xk("cmp2", "k"))->values);
-  s = b.apply({change("cmp2", "k", put_ts(local.time + 1), 0, {"new"})});
+  s = b_.apply({change("cmp2", "k", put_ts(local.time + 1), 0, {"new"})});
   EXPECT_EQ(1u, s.applied);
-  EXPECT_EQ("new", b.dump().at("cmp2").kv.at(0).second);
-  EXPECT_VERIFIED(b);
+  EXPECT_EQ("new", b_.dump().at("cmp2").kv.at(0).second);
+  EXPECT_VERIFIED(b_);
 }
 
 TEST(Store, ChangesThatNameNoUserKeyAreIgnored) {
@@ -907,14 +899,12 @@ TEST(Store, MarkerPutKeepsAnExistingDatabaseAndItsFlags) {
   EXPECT_VERIFIED(b);
 }
 
-TEST(Store, ApplyAndReadWhileTheProgramWrites) {
-  TestEnv b;
-  ASSERT_EQ(0, b.store().ensure_ready(nullptr));
+TEST_F(ReadyStore, ApplyAndReadWhileTheProgramWrites) {
   constexpr int kRounds = 200;
   std::thread writer([&] {
     for (int i = 0; i < kRounds; ++i) {
       MDB_txn *txn = nullptr;
-      ASSERT_EQ(0, ops::txn_begin(b.env(), nullptr, 0, &txn));
+      ASSERT_EQ(0, ops::txn_begin(b_.env(), nullptr, 0, &txn));
       const std::string name = "w" + std::to_string(i % 4);
       MDB_dbi dbi = 0;
       EXPECT_EQ(0, ops::dbi_open(txn, name.c_str(), MDB_CREATE, &dbi));
@@ -929,23 +919,23 @@ TEST(Store, ApplyAndReadWhileTheProgramWrites) {
   for (int i = 0; i < kRounds; ++i) {
     ApplyStats s;
     const std::string db = "r" + std::to_string(i % 4);
-    EXPECT_EQ(0,
-              b.store().apply({change(db, "k" + std::to_string(i), put_ts(t0 + i), 0, {"v"})}, &s));
+    EXPECT_EQ(
+        0, b_.store().apply({change(db, "k" + std::to_string(i), put_ts(t0 + i), 0, {"v"})}, &s));
     EXPECT_EQ(1u, s.applied);
     ScanPos pos;
     std::vector<Change> out;
     uint64_t txnid = 0;
-    EXPECT_EQ(0, b.store().read_recent(&pos, 50, 1u << 20, nullptr, &out, &txnid));
+    EXPECT_EQ(0, b_.store().read_recent(&pos, 50, 1u << 20, nullptr, &out, &txnid));
     read += out.size();
   }
   writer.join();
   EXPECT_GT(read, 0u);
-  const Dump d = b.dump();
+  const Dump d = b_.dump();
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(std::size_t{kRounds / 4}, d.at("w" + std::to_string(i)).kv.size());
     EXPECT_EQ(std::size_t{kRounds / 4}, d.at("r" + std::to_string(i)).kv.size());
   }
-  EXPECT_VERIFIED(b);
+  EXPECT_VERIFIED(b_);
 }
 
 }  // namespace

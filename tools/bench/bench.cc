@@ -34,7 +34,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,14 +46,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "bench_util.h"
 
 #ifndef TRLMDB_REAL_LMDB_PATH
 #error "TRLMDB_REAL_LMDB_PATH must name the system's liblmdb (set by CMake)"
@@ -66,6 +65,8 @@
 namespace {
 
 namespace fs = std::filesystem;
+using trlmdb::bench::fs_type;
+using trlmdb::bench::loadavg;
 
 // ---------------------------------------------------------------------------
 // The two function tables.
@@ -184,20 +185,14 @@ const char *const kUsage =
 // clang-format on
 
 uint64_t parse_u64(const std::string &opt, const std::string &v) {
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long x = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-')
-    fatal("%s: not a non-negative integer: '%s'", opt.c_str(), v.c_str());
-  return x;
+  std::optional<uint64_t> x = trlmdb::bench::parse_u64(v);
+  if (!x) fatal("%s: not a non-negative integer: '%s'", opt.c_str(), v.c_str());
+  return *x;
 }
 
 Options parse_options(int argc, char **argv) {
   Options o;
-  if (const char *t = std::getenv("TMPDIR"); t && *t)
-    o.dir = t;
-  else
-    o.dir = "/tmp";
+  o.dir = trlmdb::bench::default_tmp_dir();
   bool real_given = false;
   for (int i = 1; i < argc; i++) {
     std::string arg = argv[i], name = arg, value;
@@ -243,10 +238,7 @@ Options parse_options(int argc, char **argv) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else if (str("--benchmarks", &list)) {
-      o.benchmarks.clear();
-      std::stringstream ss(list);
-      for (std::string b; std::getline(ss, b, ',');)
-        if (!b.empty()) o.benchmarks.push_back(b);
+      o.benchmarks = trlmdb::bench::split_list(list);
     } else if (u64("--min-sample-ms", &min_ms)) {
       o.min_sample_ms = static_cast<double>(min_ms);
     } else if (u64("--turn-ms", &turn_ms)) {
@@ -423,13 +415,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-std::string loadavg() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
 }
 
 // ---------------------------------------------------------------------------
@@ -973,28 +958,6 @@ Row summarize(const Result &r, bool cpu_clock) {
   row.real_wr = written(r.real);
   row.shim_wr = written(r.shim);
   return row;
-}
-
-std::string fs_type(const std::string &dir) {
-  struct statfs st {};
-  if (statfs(dir.c_str(), &st) != 0) return "?";
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0x01021994:
-      return "tmpfs";
-    case 0xEF53:
-      return "ext2/3/4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794c7630:
-      return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(st.f_type));
-      return buf;
-    }
-  }
 }
 
 std::string json_escape(const std::string &s) {

@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <trlmdb.h>
@@ -56,10 +55,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "bench_util.h"
 
 #ifndef TRLMDB_CLI_PATH
 #define TRLMDB_CLI_PATH "trlmdb"
@@ -69,6 +70,9 @@ namespace rbench {
 namespace {
 
 namespace fs = std::filesystem;
+using trlmdb::bench::fs_type;
+using trlmdb::bench::loadavg;
+using trlmdb::bench::split_list;
 
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -157,28 +161,14 @@ const char *const kUsage =
 // clang-format on
 
 uint64_t parse_u64(const std::string &opt, const std::string &v) {
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long x = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-')
-    usage_error(opt + ": not a non-negative integer: '" + v + "'");
-  return x;
-}
-
-std::vector<std::string> split_list(const std::string &s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
+  std::optional<uint64_t> x = trlmdb::bench::parse_u64(v);
+  if (!x) usage_error(opt + ": not a non-negative integer: '" + v + "'");
+  return *x;
 }
 
 Options parse_options(int argc, char **argv) {
   Options o;
-  if (const char *t = std::getenv("TMPDIR"); t && *t)
-    o.dir = t;
-  else
-    o.dir = "/tmp";
+  o.dir = trlmdb::bench::default_tmp_dir();
   std::vector<std::pair<std::string, std::string>> given;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -1002,32 +992,6 @@ void catchup(Run &run, Report &rep) {
   }
   a->quit(60);
   b->quit(60);
-}
-
-std::string fs_type(const std::string &path) {
-  struct statfs sf;
-  if (statfs(path.c_str(), &sf) != 0) return "?";
-  switch (static_cast<unsigned long>(sf.f_type)) {
-    case 0x01021994:
-      return "tmpfs";
-    case 0xEF53:
-      return "ext4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x794c7630:
-      return "overlayfs";
-    default:
-      return fmt("0x%lx", static_cast<unsigned long>(sf.f_type));
-  }
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 int main_impl(int argc, char **argv) {
