@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bookkeeping.h"
+#include "cursor_layout.h"
 #include "dbi_gate.h"
 #include "env_state.h"
 #include "format.h"
@@ -571,8 +572,9 @@ int del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data) {
 int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cursor) {
   if (is_reserved_handle(txn, dbi)) return EINVAL;
   int rc = R().mdb_cursor_open(txn, dbi, cursor);
-  if (rc == 0 && dbi == kMainDbi)
-    main_cursor::opened(*cursor, write_target(txn, dbi).frame != nullptr);
+  if (rc) return rc;
+  cursor_layout::check(*cursor, R().mdb_cursor_dbi(*cursor));
+  if (dbi == kMainDbi) main_cursor::opened(*cursor, write_target(txn, dbi).frame != nullptr);
   return rc;
 }
 
@@ -580,7 +582,9 @@ int cursor_renew(MDB_txn *txn, MDB_cursor *mc) {
   int rc = R().mdb_cursor_renew(txn, mc);
   if (rc) return rc;  // a refused renewal leaves the cursor as it was
   main_cursor::forget(mc);
-  if (R().mdb_cursor_dbi(mc) == kMainDbi) main_cursor::opened(mc, false);
+  const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
+  cursor_layout::check(mc, dbi);
+  if (dbi == kMainDbi) main_cursor::opened(mc, false);
   return rc;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cursor_layout.h"
 #include "main_cursor.h"
 #include "real_lmdb.h"
 
@@ -41,6 +42,10 @@ int cursor_renew(MDB_txn *txn, MDB_cursor *mc);
 // no cursor has a virtual state, the key is an output, and the real cursor
 // did not land on a hidden record of the main database.
 inline int cursor_get(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op) {
+  // Another database's cursor: nothing to hide, and the table is loaded
+  // since the cursor exists.
+  if (__builtin_expect(mc && cursor_layout::surely_not_main(mc), 1))
+    return detail::g_real.mdb_cursor_get(mc, key, data, op);
   if (__builtin_expect(main_cursor::g_virtual_count.load(std::memory_order_relaxed) != 0 || !key ||
                            main_cursor::is_seek(op),
                        0))
