@@ -622,6 +622,8 @@ class Applier {
     rc = newest_drop(dbname, &drop);
     if (rc) return rc;
     if (drop && *drop > c.ts) {
+      TRLMDB_LOG(LogLevel::kDebug, "store: a put of %s older than its database's drop: deleted",
+                 printable(c.xkey).c_str());
       ++stats_.ignored;
       if (db->exists) {
         MDB_val k = as_val(key);
