@@ -492,6 +492,12 @@ class Applier {
     std::optional<Ts> local = read_stamp(txn_, st_->reserved.time, c.xkey, &rc);
     if (rc) return rc;
     if (local && *local >= c.ts) {
+      // The database was created again after this drop, and that reached us
+      // first: the drop still deletes the keys older than it.
+      if (key.empty() && !dbname.empty() && c.ts.is_delete() && local->is_put()) {
+        rc = late_drop(c, dbname);
+        if (rc) return rc;
+      }
       ++stats_.ignored;
       return 0;
     }
@@ -609,20 +615,23 @@ class Applier {
     }
     // A put older than its database's deletion (mdb_drop(…, 1)) lost to it:
     // the node that dropped never had this key, so no tombstone of its own
-    // will come. The key is deleted as of the drop, as everywhere else.
-    if (!dbname.empty()) {
-      std::optional<Ts> marker = read_stamp(txn_, st_->reserved.time, make_xkey(dbname, {}), &rc);
-      if (rc) return rc;
-      if (marker && marker->is_delete() && *marker > c.ts) {
-        ++stats_.ignored;
-        if (db->exists) {
-          MDB_val k = as_val(key);
-          rc = R().mdb_del(txn_, db->dbi, &k, nullptr);
-          if (rc && rc != MDB_NOTFOUND) return rc;
-          touch(dbname);
-        }
-        return stamp(c.xkey, *marker);
+    // will come. The key is deleted as of the drop, as everywhere else; the
+    // tombstone travels on to the nodes that know of no drop (the database
+    // may have been created again since, its marker then says so).
+    std::optional<Ts> drop;
+    rc = newest_drop(dbname, &drop);
+    if (rc) return rc;
+    if (drop && *drop > c.ts) {
+      TRLMDB_LOG(LogLevel::kDebug, "store: a put of %s older than its database's drop: deleted",
+                 printable(c.xkey).c_str());
+      ++stats_.ignored;
+      if (db->exists) {
+        MDB_val k = as_val(key);
+        rc = R().mdb_del(txn_, db->dbi, &k, nullptr);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        touch(dbname);
       }
+      return stamp(c.xkey, *drop);
     }
     if (!db->exists) {
       rc = dbs_.create(dbname, c.db_flags, db);
@@ -711,6 +720,28 @@ class Applier {
     return applied(c);
   }
 
+  // The newest mdb_drop(…, 1) of dbname known here: its marker if that says
+  // deleted, else the one recorded when it was (meta_note_drop).
+  int newest_drop(std::string_view dbname, std::optional<Ts> *out) {
+    out->reset();
+    if (dbname.empty()) return 0;
+    int rc;
+    std::optional<Ts> marker = read_stamp(txn_, st_->reserved.time, make_xkey(dbname, {}), &rc);
+    if (rc) return rc;
+    std::optional<Ts> noted;
+    rc = meta_get_drop(txn_, st_->reserved.meta, dbname, &noted);
+    if (rc == MDB_CORRUPTED) rc = 0;  // as a malformed stamp: none
+    if (rc) return rc;
+    if (marker && marker->is_delete()) *out = marker;
+    if (noted && (!*out || *noted > **out)) *out = noted;
+    return 0;
+  }
+
+  int note_drop(std::string_view dbname, const Ts &ts) {
+    wrote_ = true;
+    return meta_note_drop(txn_, st_->reserved.meta, dbname, ts);
+  }
+
   // Keys written before the deletion go with it; newer ones survive it.
   int marker_delete(const Change &c, std::string_view dbname) {
     if (dbname.empty()) return applied(c);
@@ -718,13 +749,40 @@ class Applier {
     bool skip;
     int rc = find_or_skip(c, dbname, &db, &skip);
     if (rc || skip) return rc;
-    if (!db->exists) return applied(c);
-    if (gated(dbname, *db, c.db_flags)) {
+    if (db->exists && gated(dbname, *db, c.db_flags)) {
       ++stats_.deferred;
       return 0;
     }
+    // Kept for the puts older than it that arrive after a newer marker.
+    rc = note_drop(dbname, c.ts);
+    if (rc) return rc;
+    if (!db->exists) return applied(c);
+    rc = delete_older(dbname, db, c.ts);
+    if (rc) return rc;
+    touch(dbname);
+    return applied(c);
+  }
+
+  // A drop older than the database's marker (created again since): its keys
+  // older than the drop go, the marker stays.
+  int late_drop(const Change &c, std::string_view dbname) {
+    DbInfo *db = nullptr;
+    bool skip;
+    int rc = find_or_skip(c, dbname, &db, &skip);
+    if (rc || skip) return rc;
+    rc = note_drop(dbname, c.ts);
+    if (rc || !db->exists || gated(dbname, *db, c.db_flags)) return rc;
+    rc = delete_older(dbname, db, c.ts);
+    if (rc) return rc;
+    touch(dbname);
+    return 0;
+  }
+
+  // Deletes every key of db stamped older than `ts` (or not at all), stamping
+  // it as deleted at ts.
+  int delete_older(std::string_view dbname, DbInfo *db, const Ts &ts) {
     Cursor cur;
-    rc = cur.open(txn_, db->dbi);
+    int rc = cur.open(txn_, db->dbi);
     MDB_val k, v;
     if (rc == 0) rc = R().mdb_cursor_get(cur.get(), &k, &v, MDB_FIRST);
     std::string xkey;
@@ -733,16 +791,14 @@ class Applier {
       append_xkey(&xkey, dbname, view(k));
       std::optional<Ts> ks = read_stamp(txn_, st_->reserved.time, xkey, &rc);
       if (rc) break;
-      if (!ks || *ks < c.ts) {
+      if (!ks || *ks < ts) {
         rc = R().mdb_cursor_del(cur.get(), db->dupsort() ? MDB_NODUPDATA : 0);
-        if (rc == 0) rc = stamp(xkey, c.ts);
+        if (rc == 0) rc = stamp(xkey, ts);
         // The cursor now rests on the next key, which MDB_NEXT_NODUP returns.
       }
       if (rc == 0) rc = R().mdb_cursor_get(cur.get(), &k, &v, MDB_NEXT_NODUP);
     }
-    if (rc != MDB_NOTFOUND) return rc;
-    touch(dbname);
-    return applied(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
   }
 
   EnvState *st_;

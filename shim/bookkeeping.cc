@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "real_lmdb.h"
 
@@ -104,11 +107,15 @@ int flush_pending(EnvState *st, Frame *frame) {
   rc = real().mdb_cursor_open(txn, st->reserved.time, &time_cur);
   if (rc == 0) rc = real().mdb_cursor_open(txn, st->reserved.recent, &recent_cur);
   Ts ts;
+  std::vector<std::pair<std::string_view, Ts>> drops;
   // Sorted keys let LMDB's cursor_put find the next position on the page it
   // is already on instead of searching from the root.
   for (std::size_t i = 0; rc == 0 && i < entries.size(); ++i) {
     const Op op = resolve_op(txn, entries[i]);
     ts = Ts{first + i, st->node | (op == Op::kPut ? kOpPut : kOpDelete)};
+    std::string_view db, key;
+    if (entries[i].deleted && split_xkey(entries[i].xkey, &db, &key) && key.empty() && !db.empty())
+      drops.emplace_back(db, Ts{ts.time, st->node | kOpDelete});
     unsigned char buf[kTsSize];
     encode_ts(ts, buf);
     MDB_val k = as_val(entries[i].xkey), v{sizeof buf, buf};
@@ -117,6 +124,10 @@ int flush_pending(EnvState *st, Frame *frame) {
   }
   if (recent_cur) real().mdb_cursor_close(recent_cur);
   if (time_cur) real().mdb_cursor_close(time_cur);
+  // A database created again in this transaction or later keeps no trace of
+  // its deletion in its marker; the replicator still needs it.
+  for (const auto &[db, drop_ts] : drops)
+    if (rc == 0) rc = meta_note_drop(txn, st->reserved.meta, db, drop_ts);
   if (rc == 0) rc = meta_put_clock(txn, st->reserved.meta, ts.time);
   // Other processes (a `trlmdb serve`) must not write these databases.
   for (const std::string &name : st->take_unrecorded_comparators())

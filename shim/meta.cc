@@ -91,6 +91,41 @@ int meta_put_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname)
   return real().mdb_put(txn, meta, &k, &v, 0);
 }
 
+namespace {
+std::string drop_key(std::string_view dbname) {
+  std::string k("drop");
+  k.push_back('\0');
+  k.append(dbname);
+  return k;
+}
+}  // namespace
+
+int meta_get_drop(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, std::optional<Ts> *ts) {
+  const std::string key = drop_key(dbname);
+  MDB_val k = as_val(key), v;
+  ts->reset();
+  int rc = real().mdb_get(txn, meta, &k, &v);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc) return rc;
+  Ts t;
+  if (!parse_ts({static_cast<const char *>(v.mv_data), v.mv_size}, &t)) return MDB_CORRUPTED;
+  *ts = t;
+  return 0;
+}
+
+int meta_note_drop(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, const Ts &ts) {
+  std::optional<Ts> known;
+  int rc = meta_get_drop(txn, meta, dbname, &known);
+  // A malformed record is replaced.
+  if (rc && rc != MDB_CORRUPTED) return rc;
+  if (rc == 0 && known && *known >= ts) return 0;
+  const std::string key = drop_key(dbname);
+  unsigned char buf[kTsSize];
+  encode_ts(ts, buf);
+  MDB_val k = as_val(key), v{sizeof buf, buf};
+  return real().mdb_put(txn, meta, &k, &v, 0);
+}
+
 int write_stamp(MDB_txn *txn, const ReservedDbis &dbis, std::string_view xkey, const Ts &ts) {
   unsigned char buf[kTsSize];
   encode_ts(ts, buf);

@@ -6,6 +6,7 @@
 #include <lmdb.h>
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "format.h"
@@ -34,6 +35,14 @@ int meta_put_clock(MDB_txn *txn, MDB_dbi meta, uint64_t t);
 // registers: key "cmp\0<dbname>" in the meta database, empty value.
 int meta_has_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, bool *yes);
 int meta_put_custom_compare(MDB_txn *txn, MDB_dbi meta, std::string_view dbname);
+
+// The newest mdb_drop(…, 1) of each database this node made or applied:
+// key "drop\0<dbname>" in the meta database, the deletion's timestamp. The
+// marker forgets it once the database is created again, yet every put older
+// than it still loses (store.cc, Applier::key_put). *ts: nullopt when none.
+int meta_get_drop(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, std::optional<Ts> *ts);
+// Records `ts` unless an equal or newer deletion is recorded.
+int meta_note_drop(MDB_txn *txn, MDB_dbi meta, std::string_view dbname, const Ts &ts);
 
 // A fresh random node word: upper 24 bits random and non-zero, LSB 0.
 uint32_t random_node_word();

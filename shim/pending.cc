@@ -49,10 +49,11 @@ std::vector<PendingSet::Entry> PendingSet::resolve() const {
   for (uint32_t i : order) {
     const Record &r = records_[i];
     std::string_view x = xkey_of(r);
+    const bool deleted = r.op == Op::kDelete;
     if (!out.empty() && out.back().xkey == x)
-      out.back() = Entry{x, r.dbi, r.op};
+      out.back() = Entry{x, r.dbi, r.op, deleted || out.back().deleted};
     else
-      out.push_back(Entry{x, r.dbi, r.op});
+      out.push_back(Entry{x, r.dbi, r.op, deleted});
   }
   return out;
 }

@@ -25,6 +25,9 @@ class PendingSet {
     std::string_view xkey;
     MDB_dbi dbi;
     Op op;
+    // Some record of the xkey was a deletion: for a database marker, the
+    // database was dropped in the transaction even if created again after.
+    bool deleted = false;
   };
 
   void add(MDB_dbi dbi, std::string_view dbname, std::string_view key, Op op);

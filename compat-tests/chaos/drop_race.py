@@ -7,7 +7,9 @@ concurrent mdb_drop(db, 1) must not survive it.
 A and B (repl_node, compat-tests/cluster) are linked through the chaos proxy.
 Both hold d1/k0. The link is cut (full partition and reset); A puts d1/k1
 (stamp t1), then B drops d1 with mdb_drop(…, 1) (marker stamp M > t1). The link
-heals. By the documented semantics (README "Apply": mdb_drop(…, 1) deletes the
+heals. With --mode recreate, B also creates d1 again after its drop (puts
+d1/k2), so its marker says created and forgets the drop, as in chaos.quick.1
+(seed 1). By the documented semantics (README "Apply": mdb_drop(…, 1) deletes the
 keys older than it), d1/k1 must end absent on both nodes, with equal digests,
 within --timeout seconds. Exit 0 when it does.
 """
@@ -42,10 +44,11 @@ def main():
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--timeout", type=float, default=15)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the scenario (timing varies)")
-    ap.add_argument("--mode", choices=["partition", "oneway"], default="partition",
+    ap.add_argument("--mode", choices=["partition", "oneway", "recreate"], default="partition",
                     help="partition: both directions cut and reset, the nodes catch up by "
                     "reconciliation; oneway: only A->B stalls (no reset), so B's drop reaches "
-                    "A at once and A's put reaches B afterwards on the live stream")
+                    "A at once and A's put reaches B afterwards on the live stream; recreate: "
+                    "as partition, and B puts d1/k2 after its drop (d1 created again)")
     args = ap.parse_args()
     args.node, args.lib, args.utils_bin, args.python = args.repl_node, "", "", sys.executable
     failures = []
@@ -69,7 +72,7 @@ def scenario(args):
             c.wait_mesh([a, b])
             a.put("d1", "k0", "v0")
             c.wait_value(b, "d1", "k0", "v0")
-            if args.mode == "partition":
+            if args.mode in ("partition", "recreate"):
                 for x, y in (("A", "B"), ("B", "A")):
                     proxy.set_link(x, y, "partition")
                 proxy.reset("A", "B")
@@ -79,6 +82,8 @@ def scenario(args):
                 proxy.set_link("A", "B", "partition")
             t1 = a.put("d1", "k1", "v1")
             m = b.ok("drop d1 1")
+            if args.mode == "recreate":
+                b.put("d1", "k2", "v2")
             if args.mode == "oneway":
                 wait_for(lambda: k1(a) == "-", 15, "B's drop to reach A")
             print("A put d1/k1 at %s; B dropped d1 at %s (newer: %s)" % (t1, m, m > t1))
@@ -89,12 +94,15 @@ def scenario(args):
             while True:
                 da, db = c.digest(a.env_dir), c.digest(b.env_dir)
                 ga, gb = k1(a), k1(b)
-                if da == db and ga == "-" and gb == "-":
+                recreated = args.mode != "recreate" or all(
+                    read_state(n.env_dir, ["d1"])[0].get(("d1", "k2")) == "v2" for n in (a, b))
+                if da == db and ga == "-" and gb == "-" and recreated:
                     print("converged: d1/k1 absent on both")
                     break
                 if time.monotonic() > deadline:
-                    failures.append("after %.0fs: A d1/k1=%r digest %s; B d1/k1=%r digest %s"
-                                    % (args.timeout, ga, da[:16], gb, db[:16]))
+                    failures.append("after %.0fs: A d1/k1=%r digest %s; B d1/k1=%r digest %s%s"
+                                    % (args.timeout, ga, da[:16], gb, db[:16],
+                                       "" if recreated else "; d1/k2 missing"))
                     break
                 time.sleep(0.2)
             for n in (a, b):

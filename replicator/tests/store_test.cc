@@ -938,5 +938,107 @@ TEST_F(ReadyStore, ApplyAndReadWhileTheProgramWrites) {
   EXPECT_VERIFIED(b_);
 }
 
+// mdb_drop(…, 1) deletes every key older than it, also after its database was
+// created again: the marker then says created, and the deletion's stamp must
+// still decide a put older than it that arrives late (chaos.quick.1, seed 1:
+// A dropped t0 without B's t0/k10, re-created t0, then applied B's older
+// put, and every node kept it).
+TEST(Store, PutOlderThanAnOwnDropLosesAfterTheDatabaseIsRecreated) {
+  TestEnv b;
+  b.put1("t0", "k1", "v");
+  b.write([&](MDB_txn *t) { EXPECT_EQ(0, ops::drop(t, TestEnv::open(t, "t0"), 1)); });
+  const Ts drop = *b.stamp(xk("t0", ""));
+  ASSERT_TRUE(drop.is_delete());
+  b.put1("t0", "k2", "new");
+  ASSERT_TRUE(b.stamp(xk("t0", ""))->is_put());
+  ApplyStats s = b.apply({change("t0", "k10", put_ts(drop.time - 1), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  const Dump d = b.dump();
+  ASSERT_EQ(1u, d.count("t0"));
+  EXPECT_EQ((std::vector<std::pair<std::string, std::string>>{{"k2", "new"}}), d.at("t0").kv);
+  // A tombstone at the drop's stamp travels on and beats the put elsewhere.
+  EXPECT_EQ(drop, *b.stamp(xk("t0", "k10")));
+  EXPECT_EQ(drop, b.recent().at(xk("t0", "k10")));
+  EXPECT_VERIFIED(b);
+  // Newer than the drop: applied.
+  s = b.apply({change("t0", "k11", put_ts(drop.time + 1), 0, {"x"})});
+  EXPECT_EQ(1u, s.applied);
+  EXPECT_EQ(2u, b.dump().at("t0").kv.size());
+  EXPECT_VERIFIED(b);
+}
+
+// The same when the drop came from a peer and a newer key brought the
+// database back (its marker re-stamped as created by the apply).
+TEST(Store, PutOlderThanAReceivedDropLosesAfterTheDatabaseIsRecreated) {
+  TestEnv b;
+  const Ts drop = del_ts(wall_clock_now() + (uint64_t{1} << 32));
+  b.apply({change("gone", "", drop)});
+  ApplyStats s = b.apply({change("gone", "k2", put_ts(drop.time + 1), 0, {"new"})});
+  EXPECT_EQ(1u, s.applied);
+  ASSERT_TRUE(b.stamp(xk("gone", ""))->is_put());
+  s = b.apply({change("gone", "k1", put_ts(drop.time - 1), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  EXPECT_EQ(1u, b.dump().at("gone").kv.size());
+  EXPECT_EQ(drop, *b.stamp(xk("gone", "k1")));
+  EXPECT_VERIFIED(b);
+
+  // Keys newer than the drop survive it, so the apply re-stamps the marker
+  // as created in the same batch.
+  TestEnv c;
+  c.put1("ms", "old", "v");
+  const Ts drop2 = del_ts(c.st()->clock.issue());
+  c.put1("ms", "newer", "v");
+  c.apply({change("ms", "", drop2)});
+  ASSERT_TRUE(c.stamp(xk("ms", ""))->is_put());
+  s = c.apply({change("ms", "late", put_ts(drop2.time - 1), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  EXPECT_EQ((std::vector<std::pair<std::string, std::string>>{{"newer", "v"}}),
+            c.dump().at("ms").kv);
+  EXPECT_EQ(drop2, *c.stamp(xk("ms", "late")));
+  EXPECT_VERIFIED(c);
+}
+
+// A program that drops a database and creates it again in one transaction:
+// the marker ends as created, the drop still deletes older keys.
+TEST(Store, PutOlderThanADropAndRecreateInOneTransactionLoses) {
+  TestEnv b;
+  b.put1("t0", "k1", "v");
+  b.write([&](MDB_txn *t) {
+    EXPECT_EQ(0, ops::drop(t, TestEnv::open(t, "t0"), 1));
+    TestEnv::put(t, TestEnv::open(t, "t0"), "k2", "new");
+  });
+  const Ts created = *b.stamp(xk("t0", ""));
+  ASSERT_TRUE(created.is_put());
+  ApplyStats s = b.apply({change("t0", "k10", put_ts(created.time - 1), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  EXPECT_EQ((std::vector<std::pair<std::string, std::string>>{{"k2", "new"}}),
+            b.dump().at("t0").kv);
+  const std::optional<Ts> k10 = b.stamp(xk("t0", "k10"));
+  ASSERT_TRUE(k10);
+  EXPECT_TRUE(k10->is_delete());
+  EXPECT_GT(*k10, put_ts(created.time - 1));
+  EXPECT_VERIFIED(b);
+}
+
+// A drop that arrives after its database was created again (the newer
+// marker came first) still deletes the keys older than it.
+TEST(Store, DropOlderThanTheMarkerStillDeletesOlderKeys) {
+  TestEnv b;
+  const uint64_t t = wall_clock_now() + (uint64_t{1} << 32);
+  b.apply({change("st", "k0", put_ts(t), 0, {"old"}), change("st", "", put_ts(t + 100))});
+  b.apply({change("st", "k1", put_ts(t + 200), 0, {"new"})});
+  ApplyStats s = b.apply({change("st", "", del_ts(t + 50))});
+  EXPECT_EQ((std::vector<std::pair<std::string, std::string>>{{"k1", "new"}}),
+            b.dump().at("st").kv);
+  EXPECT_EQ(del_ts(t + 50), *b.stamp(xk("st", "k0")));
+  EXPECT_EQ(put_ts(t + 100), *b.stamp(xk("st", "")));
+  EXPECT_VERIFIED(b);
+  // And remembers it for later puts.
+  s = b.apply({change("st", "k2", put_ts(t + 10), 0, {"late"})});
+  EXPECT_EQ(0u, s.applied);
+  EXPECT_EQ(1u, b.dump().at("st").kv.size());
+  EXPECT_VERIFIED(b);
+}
+
 }  // namespace
 }  // namespace trlmdb::repl

@@ -251,5 +251,22 @@ TEST(PendingSet, RandomAgainstModel) {
   }
 }
 
+// A database dropped and created again in one transaction: its marker ends
+// as a put, and the drop is still known (bookkeeping records it).
+TEST(PendingSet, RemembersADeletionOverwrittenLater) {
+  PendingSet p;
+  p.add(2, "db", "", Op::kDelete);
+  p.add(2, "db", "", Op::kPut);
+  p.add(2, "db", "k", Op::kPut);
+  p.add(3, "other", "", Op::kPut);
+  const std::vector<PendingSet::Entry> e = p.resolve();
+  ASSERT_EQ(3u, e.size());
+  EXPECT_EQ("db\0"s, e[0].xkey);
+  EXPECT_EQ(Op::kPut, e[0].op);
+  EXPECT_TRUE(e[0].deleted);
+  EXPECT_FALSE(e[1].deleted);
+  EXPECT_FALSE(e[2].deleted);
+}
+
 }  // namespace
 }  // namespace trlmdb
