@@ -435,6 +435,20 @@ void txn_abort(MDB_txn *txn) {
   dbi_gate::ended(txn);
 }
 
+// LMDB finds a name among the handles the process opened before this
+// transaction began (and does not look in the snapshot then), but a slot
+// freed by a drop and reused later keeps its new name there. When the
+// replicator opened such a handle after a read transaction began, LMDB hands
+// the transaction a handle it cannot use (EINVAL on every call); without the
+// replicator the name would have been looked up in the snapshot, where a
+// database created meanwhile does not exist.
+static bool replicator_opened_later(MDB_txn *txn, const char *name, MDB_dbi dbi) {
+  unsigned flags;
+  if (R().mdb_dbi_flags(txn, dbi, &flags) != EINVAL) return false;
+  MDB_val k{std::strlen(name), const_cast<char *>(name)}, v;
+  return R().mdb_get(txn, kMainDbi, &k, &v) == MDB_NOTFOUND;
+}
+
 int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
   if (name && is_reserved_name(name)) return EACCES;
   if (!txn) return R().mdb_dbi_open(txn, name, flags, dbi);
@@ -464,6 +478,8 @@ int dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi) {
     }
   }
   if (rc || !t.st) return rc;
+  if (name && !t.frame && !t.st->program_handle(*dbi) && replicator_opened_later(txn, name, *dbi))
+    return MDB_NOTFOUND;
   if (name) t.st->set_db_name(*dbi, name);
   if (name) t.st->set_program_handle(*dbi, true);
   if (created) {
