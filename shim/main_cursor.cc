@@ -380,14 +380,13 @@ int get_slow(MDB_cursor *mc, MDB_val *key, MDB_val *data, MDB_cursor_op op, cons
 }
 
 int check_write(MDB_cursor *mc, bool is_del) {
-  switch (peek_state(mc)) {
-    case Virtual::kUninit:
-      return EINVAL;
-    case Virtual::kPastEnd:
-      return is_del ? MDB_NOTFOUND : EINVAL;
-    default:
-      return 0;
-  }
+  const Virtual v = peek_state(mc);
+  if (v != Virtual::kUninit && v != Virtual::kPastEnd) return 0;
+  // LMDB refuses a blocked or failed transaction before it looks at the
+  // cursor; mdb_stat asks the same question and changes nothing.
+  MDB_stat stat;
+  if (R().mdb_stat(R().mdb_cursor_txn(mc), kMainDbi, &stat) == MDB_BAD_TXN) return MDB_BAD_TXN;
+  return v == Virtual::kPastEnd && is_del ? MDB_NOTFOUND : EINVAL;
 }
 
 std::vector<MDB_cursor *> standing_on(MDB_txn *txn, const MDB_val &key, MDB_cursor *except) {

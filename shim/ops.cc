@@ -515,7 +515,13 @@ int drop(MDB_txn *txn, MDB_dbi dbi, int del) {
   PendingSet dropped;
   int rc = record_drop(t.st, txn, dbi, del, &dropped);
   if (rc) return rc;
+  // Deleting the database deletes its record in the main database too,
+  // which moves the main database's cursors that stood on it, as mdb_del does.
+  const std::string record = del ? *t.name : std::string();
+  const MDB_val record_key{record.size(), const_cast<char *>(record.data())};
+  std::vector<MDB_cursor *> moved;
   if (del) {
+    moved = main_cursor::standing_on(txn, record_key, nullptr);
     // Deleting closes the handle at once, env-wide, like a change of the
     // handle table by mdb_dbi_open: the replicator must not be reading that
     // database meanwhile, nor open handles until this transaction ended.
@@ -538,6 +544,7 @@ int drop(MDB_txn *txn, MDB_dbi dbi, int del) {
     rc = R().mdb_drop(txn, dbi, del);
   }
   if (rc == 0 && del) t.st->set_program_handle(dbi, false);
+  if (rc == 0 && del) main_cursor::after_delete(txn, record_key, std::move(moved), nullptr);
   if (rc == 0) t.frame->pending.append(dropped);
   return rc;
 }
@@ -625,9 +632,12 @@ int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
   }
   const std::size_t multiple_in = (flags & MDB_MULTIPLE) && data ? data[1].mv_size : 0;
   int rc = R().mdb_cursor_put(mc, key, data, flags);
-  // A put searches first: even a refused one (MDB_KEYEXIST) moved the cursor.
-  if ((rc == 0 || rc == MDB_KEYEXIST) && dbi == kMainDbi)
-    main_cursor::repositioned(mc, rc, key, true);
+  // A put searches first: even a refused one moved the cursor, onto the key
+  // it found (MDB_KEYEXIST, or MDB_INCOMPATIBLE for a named database's
+  // record), unless MDB_MULTIPLE was refused before the search.
+  const bool searched =
+      rc == 0 || rc == MDB_KEYEXIST || (rc == MDB_INCOMPATIBLE && !(flags & MDB_MULTIPLE));
+  if (searched && dbi == kMainDbi) main_cursor::repositioned(mc, rc, key, true);
   // MDB_MULTIPLE may store some items and then fail: they were written, and
   // LMDB reports how many in data[1] (left untouched by an early refusal).
   const bool partial = rc && multiple_in && data[1].mv_size && data[1].mv_size != multiple_in;
@@ -641,6 +651,36 @@ int cursor_put(MDB_cursor *mc, MDB_val *key, MDB_val *data, unsigned flags) {
   return note_change(t, dbi, view(k), Op::kPut);
 }
 
+namespace {
+
+// The key under a cursor, read without changing anything LMDB would show
+// later. Every mdb_cursor_get clears the cursor's "just deleted" flag (C_DEL),
+// which its next MDB_NEXT/MDB_NEXT_DUP obeys, and mdb_cursor_del leaves that
+// flag as it was when it fails, deletes one duplicate of several, or empties
+// the database. A child transaction borrows the cursor (LMDB keeps a copy of
+// every cursor of the parent) and its abort puts that copy back: flag,
+// position and duplicate sub-cursor. MDB_WRITEMAP has no child transactions:
+// there the cursor is read directly and loses the flag (README), but not its
+// duplicate sub-cursor's: no data is read.
+int undisturbed_key(MDB_cursor *mc, std::string *key) {
+  MDB_txn *txn = R().mdb_cursor_txn(mc);
+  MDB_env *env = R().mdb_txn_env(txn);
+  MDB_txn *borrower = nullptr;
+  if (R().mdb_txn_begin(env, txn, 0, &borrower) == MDB_BAD_TXN) {
+    unsigned env_flags = 0;
+    R().mdb_env_get_flags(env, &env_flags);
+    // Else the transaction is blocked: LMDB refuses the delete before looking.
+    if (!(env_flags & MDB_WRITEMAP)) return MDB_BAD_TXN;
+  }
+  MDB_val k;
+  const int rc = R().mdb_cursor_get(mc, &k, nullptr, MDB_GET_CURRENT);
+  if (rc == 0) key->assign(view(k));
+  if (borrower) R().mdb_txn_abort(borrower);
+  return rc;
+}
+
+}  // namespace
+
 int cursor_del(MDB_cursor *mc, unsigned flags) {
   if (!mc) return R().mdb_cursor_del(mc, flags);
   const MDB_dbi dbi = R().mdb_cursor_dbi(mc);
@@ -651,23 +691,25 @@ int cursor_del(MDB_cursor *mc, unsigned flags) {
   std::string key;
   bool have_key = false;
   std::vector<MDB_cursor *> moved;
-  if (t.frame || dbi == kMainDbi) {
-    MDB_val k, d;
-    if (R().mdb_cursor_get(mc, &k, &d, MDB_GET_CURRENT) == 0) {
-      if (dbi == kMainDbi && t.frame) {
+  // No key: LMDB refuses the delete as well (the transaction is blocked, or
+  // the cursor stands on no item).
+  if (t.frame && undisturbed_key(mc, &key) == 0) {
+    if (dbi == kMainDbi) {
+      MDB_val k{key.size(), key.data()};
+      if (reserved_key(&k)) {
         if (int rc = main_cursor::guard_delete(mc, &k)) return rc;
-        moved = main_cursor::standing_on(R().mdb_cursor_txn(mc), k, mc);
+        key.assign(view(k));
       }
-      key.assign(view(k));
-      have_key = true;
+      moved = main_cursor::standing_on(R().mdb_cursor_txn(mc), k, mc);
     }
+    have_key = true;
   }
   int rc = R().mdb_cursor_del(mc, flags);
-  if (rc == 0 && dbi == kMainDbi && t.frame && have_key) {
+  if (rc == 0 && dbi == kMainDbi && have_key) {
     main_cursor::after_delete(R().mdb_cursor_txn(mc), MDB_val{key.size(), key.data()},
                               std::move(moved), mc);
   }
-  if (rc || !t.frame || !have_key) return rc;
+  if (rc || !have_key) return rc;
   const bool whole_key = !is_dupsort(t.frame->txn, dbi) || (flags & MDB_NODUPDATA);
   return note_change(t, dbi, key, whole_key ? Op::kDelete : Op::kUnknown);
 }
