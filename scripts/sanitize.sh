@@ -40,7 +40,7 @@ case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$root/$BUILD_DIR ;; esac
 # loudly instead of running a stale or absent binary.
 targets=(
   trlmdb trlmdb_cli repl_node prog_mdb_load_real prog_mdb_dump_real
-  format_test clock_test meta_test pending_test
+  format_test clock_test meta_test pending_test cursor_layout_test
   abi_bookkeeping_test abi_transparency_test abi_clock_test
   abi_bookkeeping_baseline abi_transparency_baseline
   repl_config_test reconcile_test repl_store_test repl_wire_test repl_handshake_test
