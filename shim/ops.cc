@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -298,7 +299,13 @@ int env_open(MDB_env *env, const char *path, unsigned flags, mdb_mode_t mode) {
   unsigned env_flags = 0;
   R().mdb_env_get_flags(env, &env_flags);
   st->read_only = env_flags & MDB_RDONLY;
-  if (path) st->repl_lock = repl_lock_path(path, env_flags & MDB_NOSUBDIR);
+  if (path) {
+    // Absolute: the lock file is first opened at some later commit, after
+    // the program may have changed its working directory.
+    char *abs = realpath(path, nullptr);
+    st->repl_lock = repl_lock_path(abs ? abs : path, env_flags & MDB_NOSUBDIR);
+    std::free(abs);
+  }
   st->max_key = static_cast<unsigned>(R().mdb_env_get_maxkeysize(env));
   st->on_open(st->user_maxdbs + kReservedDbCount + 2);
   if (st->read_only) {
