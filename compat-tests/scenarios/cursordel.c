@@ -19,40 +19,37 @@ static void put(MDB_txn *txn, MDB_dbi dbi, const char *k, const char *v) {
 
 /* The main database's records of named databases hold page numbers: only
  * their keys are printed. */
-static void mseek(MDB_cursor *c, const char *key, MDB_cursor_op op, int want) {
-  MDB_val k = scen_sv(key), d;
-  int rc = mdb_cursor_get(c, &k, &d, op);
-  printf("cursor_get %s \"%s\" = %s\n", scen_opname(op), key, scen_rcname(rc));
-  if (rc == MDB_SUCCESS) scen_pkv("->", &k, NULL);
-  if (rc != want) {
-    fflush(stdout);
-    fprintf(stderr, "cursor_get %s returned %s, expected %s\n", scen_opname(op), scen_rcname(rc),
-            scen_rcname(want));
-    exit(2);
-  }
+static void expect(const char *what, int rc, int want) {
+  if (rc == want) return;
+  fflush(stdout);
+  fprintf(stderr, "%s returned %s, expected %s\n", what, scen_rcname(rc), scen_rcname(want));
+  exit(2);
 }
 
-static void mget(MDB_cursor *c, MDB_cursor_op op, int want) {
-  MDB_val k, d;
+/* key: the key to seek, or NULL for an operation that takes none. */
+static void cget(MDB_cursor *c, const char *key, MDB_cursor_op op, int want) {
+  MDB_val k = key ? scen_sv(key) : (MDB_val){0, NULL}, d;
   int rc = mdb_cursor_get(c, &k, &d, op);
-  printf("cursor_get %s = %s\n", scen_opname(op), scen_rcname(rc));
+  if (key)
+    printf("cursor_get %s \"%s\" = %s\n", scen_opname(op), key, scen_rcname(rc));
+  else
+    printf("cursor_get %s = %s\n", scen_opname(op), scen_rcname(rc));
   if (rc == MDB_SUCCESS) scen_pkv("->", &k, NULL);
-  if (rc != want) {
-    fflush(stdout);
-    fprintf(stderr, "cursor_get %s returned %s, expected %s\n", scen_opname(op), scen_rcname(rc),
-            scen_rcname(want));
-    exit(2);
-  }
+  char what[64];
+  snprintf(what, sizeof what, "cursor_get %s", scen_opname(op));
+  expect(what, rc, want);
 }
+
+static void mseek(MDB_cursor *c, const char *key, MDB_cursor_op op, int want) {
+  cget(c, key, op, want);
+}
+
+static void mget(MDB_cursor *c, MDB_cursor_op op, int want) { cget(c, NULL, op, want); }
 
 static void cdel(MDB_cursor *c, unsigned flags, int want) {
   int rc = mdb_cursor_del(c, flags);
   printf("cursor_del flags=0x%x = %s\n", flags, scen_rcname(rc));
-  if (rc != want) {
-    fflush(stdout);
-    fprintf(stderr, "cursor_del returned %s, expected %s\n", scen_rcname(rc), scen_rcname(want));
-    exit(2);
-  }
+  expect("cursor_del", rc, want);
 }
 
 int main(int argc, char **argv) {
